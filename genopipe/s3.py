@@ -1,0 +1,234 @@
+"""The S3 adapter: the only module of the job layer that talks to boto3.
+
+boto3 honours `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_S3`) by itself, so the local stack (moto
+server) and AWS go through the same code. One client per process (`client()`); boto3 clients are
+thread-safe, so threads may share it. `reset_client()` exists for tests that switch endpoints.
+
+URIs are written the way the AWS CLI writes them: `s3://bucket/key`, with the key verbatim (not
+URL-encoded), so keys may hold spaces, unicode and `+`. Decoding S3 *event* keys (which arrive
+URL-encoded) is the caller's business.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+else:
+    S3Client = Any
+
+_SCHEME = "s3://"
+# multipart above 64 MiB, a few parts in flight: enough for BAMs without flooding a small host
+_TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
+
+
+class S3Error(Exception):
+    """An S3 call failed; `str()` is one line naming the URI and the problem."""
+
+    def __init__(self, uri: S3Uri | str, problem: str) -> None:
+        super().__init__(f"{uri}: {problem}")
+        self.uri = str(uri)
+        self.problem = problem
+
+
+class S3NotFound(S3Error):
+    """The object (or bucket) does not exist."""
+
+
+@dataclass(frozen=True, order=True)
+class S3Uri:
+    """`s3://bucket/key`. A prefix is an S3Uri whose key ends with `/` (or is empty)."""
+
+    bucket: str
+    key: str = ""
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith(_SCHEME):
+            raise ValueError(f"not an s3:// URI: {uri!r}")
+        bucket, _, key = uri[len(_SCHEME) :].partition("/")
+        if not bucket:
+            raise ValueError(f"s3 URI has no bucket: {uri!r}")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"{_SCHEME}{self.bucket}/{self.key}"
+
+    @property
+    def name(self) -> str:
+        """The last path component of the key (`reads_R1.fastq.gz`)."""
+        return self.key.rstrip("/").rsplit("/", 1)[-1]
+
+    def as_prefix(self) -> S3Uri:
+        """The same location with a trailing `/`, so `join` and listing treat it as a folder."""
+        if not self.key or self.key.endswith("/"):
+            return self
+        return S3Uri(self.bucket, self.key + "/")
+
+    def join(self, *parts: str) -> S3Uri:
+        """`s3://b/staging/` joined with `qc`, `x.json` -> `s3://b/staging/qc/x.json`."""
+        key = self.as_prefix().key + "/".join(p.strip("/") for p in parts)
+        return S3Uri(self.bucket, key)
+
+    def relative_to(self, prefix: S3Uri) -> str:
+        base = prefix.as_prefix()
+        if self.bucket != base.bucket or not self.key.startswith(base.key):
+            raise ValueError(f"{self} is not under {base}")
+        return self.key[len(base.key) :]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: S3Uri
+    etag: str  # without the quotes S3 puts around it
+    size: int
+
+
+@functools.cache
+def client() -> S3Client:
+    """The process's S3 client (region and endpoint from the environment, like any AWS SDK)."""
+    return boto3.client("s3", config=Config(retries={"max_attempts": 8, "mode": "adaptive"}))
+
+
+def reset_client() -> None:
+    client.cache_clear()
+
+
+def _as_uri(uri: S3Uri | str) -> S3Uri:
+    return uri if isinstance(uri, S3Uri) else S3Uri.parse(uri)
+
+
+def _fail(uri: S3Uri, error: ClientError) -> S3Error:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    message = str(error.response.get("Error", {}).get("Message", "")) or code
+    if code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}:
+        return S3NotFound(uri, "no such object" if code != "NoSuchBucket" else "no such bucket")
+    if code in {"403", "AccessDenied"}:
+        return S3Error(uri, "access denied")
+    return S3Error(uri, f"{code}: {message}")
+
+
+def _strip_etag(etag: str) -> str:
+    return etag.strip('"')
+
+
+def head(uri: S3Uri | str) -> ObjectInfo:
+    target = _as_uri(uri)
+    try:
+        response = client().head_object(Bucket=target.bucket, Key=target.key)
+    except ClientError as error:
+        raise _fail(target, error) from error
+    return ObjectInfo(target, _strip_etag(response["ETag"]), int(response["ContentLength"]))
+
+
+def exists(uri: S3Uri | str) -> bool:
+    try:
+        head(uri)
+    except S3NotFound:
+        return False
+    return True
+
+
+def download(uri: S3Uri | str, path: Path) -> Path:
+    """Copy an object to a local file (parent folders created); returns `path`."""
+    source = _as_uri(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client().download_file(source.bucket, source.key, str(path), Config=_TRANSFER)
+    except ClientError as error:
+        raise _fail(source, error) from error
+    return path
+
+
+def upload(path: Path, uri: S3Uri | str, content_type: str | None = None) -> ObjectInfo:
+    target = _as_uri(uri)
+    extra = {"ContentType": content_type} if content_type else None
+    try:
+        client().upload_file(str(path), target.bucket, target.key, ExtraArgs=extra, Config=_TRANSFER)
+    except ClientError as error:
+        raise _fail(target, error) from error
+    return head(target)
+
+
+def list_prefix(prefix: S3Uri | str) -> Iterator[ObjectInfo]:
+    """Every object whose key starts with `prefix` (taken literally: `a/b` also matches `a/bc`)."""
+    base = _as_uri(prefix)
+    pages = client().get_paginator("list_objects_v2").paginate(Bucket=base.bucket, Prefix=base.key)
+    try:
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield ObjectInfo(S3Uri(base.bucket, item["Key"]), _strip_etag(item["ETag"]), item["Size"])
+    except ClientError as error:
+        raise _fail(base, error) from error
+
+
+def copy_prefix(source: S3Uri | str, destination: S3Uri | str) -> list[S3Uri]:
+    """Server-side copy of every object under folder `source` to folder `destination`."""
+    src, dst = _as_uri(source).as_prefix(), _as_uri(destination).as_prefix()
+    copied = []
+    for item in list_prefix(src):
+        target = dst.join(item.uri.relative_to(src))
+        try:
+            client().copy(
+                {"Bucket": item.uri.bucket, "Key": item.uri.key}, target.bucket, target.key, Config=_TRANSFER
+            )
+        except ClientError as error:
+            raise _fail(item.uri, error) from error
+        copied.append(target)
+    return copied
+
+
+def delete_prefix(prefix: S3Uri | str) -> int:
+    """Delete every object under folder `prefix`; returns how many were deleted."""
+    base = _as_uri(prefix).as_prefix()
+    keys = [item.uri.key for item in list_prefix(base)]
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        try:
+            response = client().delete_objects(Bucket=base.bucket, Delete={"Objects": batch, "Quiet": True})
+        except ClientError as error:
+            raise _fail(base, error) from error
+        if response.get("Errors"):
+            first = response["Errors"][0]
+            raise S3Error(S3Uri(base.bucket, first.get("Key", "")), first.get("Message", "delete failed"))
+    return len(keys)
+
+
+def read_bytes(uri: S3Uri | str) -> bytes:
+    source = _as_uri(uri)
+    try:
+        return client().get_object(Bucket=source.bucket, Key=source.key)["Body"].read()
+    except ClientError as error:
+        raise _fail(source, error) from error
+
+
+def write_bytes(uri: S3Uri | str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    target = _as_uri(uri)
+    try:
+        client().put_object(Bucket=target.bucket, Key=target.key, Body=data, ContentType=content_type)
+    except ClientError as error:
+        raise _fail(target, error) from error
+
+
+def read_json(uri: S3Uri | str) -> Any:
+    source = _as_uri(uri)
+    try:
+        return json.loads(read_bytes(source))
+    except json.JSONDecodeError as error:
+        raise S3Error(source, f"not valid JSON: {error}") from error
+
+
+def write_json(uri: S3Uri | str, document: Any) -> None:
+    body = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
+    write_bytes(uri, body, content_type="application/json")
