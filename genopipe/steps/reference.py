@@ -1,0 +1,169 @@
+"""reference (prepare-reference): the FASTA's indexes, built once and cached next to it in S3.
+
+For `s3://b/refs/genome.fa.gz` the cache is `s3://b/refs/genome.fa.gz.genopipe/<sha256>/` with
+`genome.fa` (plain), `genome.fa.fai`, `genome.fa.mmi` (minimap2, `-x sr`) and, only once bwa has
+been asked for, `genome.fa.{amb,ann,bwt,pac,sa}`; `cache.json` in it is written last and lists
+what is complete. `<sha256>` is the checksum of the FASTA object's bytes. So that a second sample
+need not even download the FASTA, `etag/<ETag>.json` beside the checksum folders maps the
+object's ETag to its checksum (an overwritten FASTA gets a new ETag, hence a fresh lookup).
+
+Writes `reference.json` to staging (see `ReferenceIndex`); its `built` lists what this run built
+(empty when everything came from the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from genopipe import s3
+from genopipe.s3 import S3Uri
+from genopipe.steps.base import S3UriField, Step, StepError, Tool
+
+CACHE_SUFFIX = ".genopipe"
+BWA_EXTENSIONS = (".amb", ".ann", ".bwt", ".pac", ".sa")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class ReferenceIndex(BaseModel):
+    """`reference.json`: where the later steps find the reference and its indexes."""
+
+    fasta: S3UriField  # the FASTA as given
+    sha256: str
+    cache: S3UriField  # the checksum folder
+    plain: S3UriField  # uncompressed FASTA in the cache
+    fai: S3UriField
+    mmi: S3UriField
+    bwa: S3UriField | None = None  # index prefix (the files are prefix + .amb, .ann, ...)
+    built: list[str] = []
+
+    def bwa_files(self) -> list[S3Uri]:
+        if self.bwa is None:
+            return []
+        return [S3Uri(self.bwa.bucket, self.bwa.key + ext) for ext in BWA_EXTENSIONS]
+
+
+def plain_name(fasta: S3Uri) -> str:
+    name = fasta.name
+    for suffix in (".gz", ".bgz", ".bgzf"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def cache_root(fasta: S3Uri) -> S3Uri:
+    return S3Uri(fasta.bucket, fasta.key + CACHE_SUFFIX + "/")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load(step: Step) -> ReferenceIndex:
+    """The `reference.json` a previous `reference` step left in staging."""
+    uri = step.staged("reference.json")
+    try:
+        return ReferenceIndex.model_validate(s3.read_json(uri))
+    except s3.S3NotFound:
+        raise StepError(uri, "missing: run the `reference` step first") from None
+
+
+def _known_checksum(root: S3Uri, etag: str) -> str | None:
+    try:
+        document = s3.read_json(root.join("etag", f"{etag}.json"))
+    except s3.S3NotFound:
+        return None
+    checksum = document.get("sha256") if isinstance(document, dict) else None
+    return checksum if isinstance(checksum, str) else None
+
+
+def _cached_files(cache: S3Uri) -> set[str]:
+    try:
+        document = s3.read_json(cache.join("cache.json"))
+    except s3.S3NotFound:
+        return set()
+    names = document.get("files", []) if isinstance(document, dict) else []
+    present = {item.uri.relative_to(cache) for item in s3.list_prefix(cache)}
+    return {name for name in names if name in present}
+
+
+def _plain_fasta(step: Step, fasta: S3Uri, local_original: Path | None, cache: S3Uri, name: str) -> Path:
+    """The uncompressed FASTA in scratch: from the cache when it is there, else from the original."""
+    target = step.path("ref", name)
+    if local_original is None:
+        try:
+            return s3.download(cache.join(name), target)
+        except s3.S3NotFound:
+            local_original = step.fetch(fasta, "in", fasta.name)
+    with local_original.open("rb") as handle:
+        compressed = handle.read(2) == _GZIP_MAGIC
+    if compressed:
+        step.pipe(Tool(["pigz", "-dc", str(local_original)], fasta), stdout=target)
+    else:
+        shutil.copyfile(local_original, target)
+    return target
+
+
+def run(step: Step) -> None:
+    fasta = step.params.reference
+    info = s3.head(fasta)
+    root = cache_root(fasta)
+    local_original: Path | None = None
+    checksum = _known_checksum(root, info.etag)
+    new_etag = checksum is None
+    if checksum is None:
+        local_original = step.fetch(fasta, "in", fasta.name)
+        checksum = sha256_of(local_original)
+    cache = root.join(checksum).as_prefix()
+    name = plain_name(fasta)
+    wanted = {name, f"{name}.fai", f"{name}.mmi"}
+    if step.params.aligner == "bwa":
+        wanted |= {name + ext for ext in BWA_EXTENSIONS}
+    have = _cached_files(cache)
+    missing = wanted - have
+
+    built: list[str] = []
+    if missing:
+        plain = _plain_fasta(step, fasta, local_original, cache, name)
+        if f"{name}.fai" in missing or name in missing:
+            step.pipe(Tool(["samtools", "faidx", str(plain)], fasta))
+            if not Path(f"{plain}.fai").read_text().strip():
+                raise StepError(fasta, "holds no sequences")
+            built += [name, f"{name}.fai"]
+        if f"{name}.mmi" in missing:
+            mmi = Path(f"{plain}.mmi")
+            step.pipe(
+                Tool(["minimap2", "-x", "sr", "-t", str(step.threads), "-d", str(mmi), str(plain)], fasta)
+            )
+            built.append(mmi.name)
+        if any(name + ext in missing for ext in BWA_EXTENSIONS):
+            step.pipe(Tool(["bwa", "index", str(plain)], fasta))
+            built += [name + ext for ext in BWA_EXTENSIONS]
+        for file_name in sorted(set(built)):
+            s3.upload(plain.parent / file_name, cache.join(file_name))
+        # the completion marker goes last: a cache folder without it is ignored
+        s3.write_json(cache.join("cache.json"), {"fasta": str(fasta), "files": sorted(have | set(built))})
+    if new_etag:
+        s3.write_json(root.join("etag", f"{info.etag}.json"), {"sha256": checksum})
+
+    bwa_prefix = cache.join(name) if step.params.aligner == "bwa" else None
+    if bwa_prefix is None and all(name + ext in have for ext in BWA_EXTENSIONS):
+        bwa_prefix = cache.join(name)
+    index = ReferenceIndex(
+        fasta=fasta,
+        sha256=checksum,
+        cache=cache,
+        plain=cache.join(name),
+        fai=cache.join(f"{name}.fai"),
+        mmi=cache.join(f"{name}.mmi"),
+        bwa=bwa_prefix,
+        built=sorted(set(built)),
+    )
+    s3.write_json(step.staged("reference.json"), index.model_dump(mode="json"))

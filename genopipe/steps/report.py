@@ -1,0 +1,175 @@
+"""report: QC statistics, the MultiQC report, `summary.json` and `manifest.json`.
+
+- `qc/<sample>.samtools.stats` (samtools stats), `qc/<sample>.flagstat.txt` (samtools flagstat),
+  `qc/<sample>.bcftools.stats` (bcftools stats over the PASS calls), `qc/multiqc_report.html`
+  (MultiQC over those and the fastp JSON reports).
+- `summary.json` (the completion event's `qc`): `read_pairs` (input pairs, from validate),
+  `percent_mapped` (samtools stats: reads mapped / raw total sequences), `mean_depth` (samtools
+  coverage: mean depth over the whole reference, duplicates and secondary alignments excluded),
+  `snps`, `indels`, `titv` (bcftools stats, PASS calls only).
+- `manifest.json`: inputs with ETags and sizes, tool versions per step (`versions/*.json`), the
+  reference checksum, and the sha256 of every output promoted to `<sample>/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+import genopipe
+from genopipe import s3
+from genopipe.steps import qc, reference
+from genopipe.steps.base import STEP_NAMES, Step, StepError, Tool, multiqc_program
+
+
+class Summary(BaseModel):
+    read_pairs: int
+    percent_mapped: float
+    mean_depth: float
+    snps: int
+    indels: int
+    titv: float | None
+
+
+def samtools_stats_numbers(text: str) -> dict[str, float]:
+    """The `SN` section of `samtools stats`: `{"reads mapped": 123.0, ...}`."""
+    numbers = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "SN" and len(fields) >= 3:
+            numbers[fields[1].rstrip(":")] = float(fields[2])
+    return numbers
+
+
+def bcftools_stats_numbers(text: str) -> tuple[int, int, float | None]:
+    """SNP count, indel count and ts/tv from `bcftools stats`."""
+    snps = indels = 0
+    titv: float | None = None
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "SN" and len(fields) >= 4:
+            if fields[2] == "number of SNPs:":
+                snps = int(fields[3])
+            elif fields[2] == "number of indels:":
+                indels = int(fields[3])
+        elif fields[0] == "TSTV" and len(fields) >= 5:
+            tv = int(fields[3])
+            titv = round(int(fields[2]) / tv, 3) if tv else None
+    return snps, indels, titv
+
+
+def mean_depth(coverage_table: str) -> float:
+    """Length-weighted mean of `samtools coverage`'s per-contig `meandepth`."""
+    total_length = weighted = 0.0
+    for line in coverage_table.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.split("\t")
+        length = int(fields[2]) - int(fields[1]) + 1
+        total_length += length
+        weighted += length * float(fields[6])
+    return round(weighted / total_length, 2) if total_length else 0.0
+
+
+def sha256_of(path: Path) -> str:
+    return reference.sha256_of(path)
+
+
+def run(step: Step) -> None:
+    sample, threads = step.params.sample, str(step.threads)
+    ref = reference.load(step)
+    fasta = step.fetch(ref.plain, "ref", ref.plain.name)
+    step.fetch(ref.fai, "ref", ref.fai.name)
+    staged_outputs = [f"{sample}.bam", f"{sample}.bam.bai", f"{sample}.vcf.gz", f"{sample}.vcf.gz.tbi"]
+    lanes = len(step.params.reads)
+    for lane in range(1, lanes + 1):
+        stem = qc.report_stem(sample, lane, lanes)
+        staged_outputs += [f"qc/{stem}.fastp.json", f"qc/{stem}.fastp.html"]
+    local: dict[str, Path] = {key: step.fetch(step.staged(key), "out", key) for key in staged_outputs}
+    bam, vcf = local[f"{sample}.bam"], local[f"{sample}.vcf.gz"]
+    bam_uri, vcf_uri = step.staged(f"{sample}.bam"), step.staged(f"{sample}.vcf.gz")
+
+    stats = step.path("out", "qc", f"{sample}.samtools.stats")
+    flagstat = step.path("out", "qc", f"{sample}.flagstat.txt")
+    variant_stats = step.path("out", "qc", f"{sample}.bcftools.stats")
+    coverage = step.path("work", f"{sample}.coverage.tsv")
+    step.pipe(
+        Tool(["samtools", "stats", "-@", threads, "--reference", str(fasta), str(bam)], bam_uri), stdout=stats
+    )
+    step.pipe(Tool(["samtools", "flagstat", "-@", threads, str(bam)], bam_uri), stdout=flagstat)
+    step.pipe(Tool(["samtools", "coverage", str(bam)], bam_uri), stdout=coverage)
+    step.pipe(
+        Tool(["bcftools", "stats", "-f", "PASS", "-F", str(fasta), str(vcf)], vcf_uri), stdout=variant_stats
+    )
+    multiqc_dir = step.path("out", "qc", "multiqc_report.html").parent
+    step.pipe(
+        Tool(
+            [
+                multiqc_program(), "--force", "--no-data-dir", "--no-version-check", "--no-ansi", "--quiet",
+                "--no-ai", "--title", f"genopipe: {sample}", "--filename", "multiqc_report.html",
+                "--outdir", str(multiqc_dir), str(step.scratch / "out" / "qc"),
+            ],
+            step.params.staging,
+        )
+    )  # fmt: skip
+    local.update(
+        {
+            f"qc/{path.name}": path
+            for path in (stats, flagstat, variant_stats, multiqc_dir / "multiqc_report.html")
+        }
+    )
+
+    numbers = samtools_stats_numbers(stats.read_text())
+    total = numbers.get("raw total sequences", 0.0)
+    snps, indels, titv = bcftools_stats_numbers(variant_stats.read_text())
+    validated = s3.read_json(step.staged("validate.json"))
+    summary = Summary(
+        read_pairs=int(validated["read_pairs"]),
+        percent_mapped=round(100.0 * numbers.get("reads mapped", 0.0) / total, 2) if total else 0.0,
+        mean_depth=mean_depth(coverage.read_text()),
+        snps=snps,
+        indels=indels,
+        titv=titv,
+    )
+    summary_path = step.path("out", "summary.json")
+    summary_path.write_text(summary.model_dump_json(indent=2) + "\n")
+    local["summary.json"] = summary_path
+
+    for key in (
+        "qc/" + p.name for p in (stats, flagstat, variant_stats, multiqc_dir / "multiqc_report.html")
+    ):
+        s3.upload(local[key], step.staged(key))
+    s3.upload(summary_path, step.staged("summary.json"), content_type="application/json")
+    s3.write_json(step.staged("manifest.json"), manifest(step, ref, local))
+
+
+def manifest(step: Step, ref: reference.ReferenceIndex, outputs: dict[str, Path]) -> dict[str, Any]:
+    inputs = []
+    for lane in step.params.reads:
+        for uri in (lane.r1, lane.r2):
+            info = s3.head(uri)
+            inputs.append({"uri": str(uri), "etag": info.etag, "size": info.size})
+    fasta = s3.head(ref.fasta)
+    inputs.append({"uri": str(ref.fasta), "etag": fasta.etag, "size": fasta.size})
+    versions: dict[str, dict[str, str]] = {}
+    for item in s3.list_prefix(step.staged("versions/")):
+        versions[item.uri.name.removesuffix(".json")] = s3.read_json(item.uri)
+    versions["report"] = step.tool_versions()
+    missing = [name for name in STEP_NAMES if name not in versions]
+    if missing:
+        raise StepError(step.staged("versions/"), f"no tool versions from {', '.join(missing)}")
+    return {
+        "sample": step.params.sample,
+        "genopipe_version": genopipe.__version__,
+        "inputs": inputs,
+        "aligner": step.params.aligner,
+        "ploidy": step.params.ploidy,
+        "reference": {"uri": str(ref.fasta), "sha256": ref.sha256},
+        "tool_versions": versions,
+        "outputs": {
+            key: {"sha256": sha256_of(path), "size": path.stat().st_size}
+            for key, path in sorted(outputs.items())
+        },
+    }

@@ -1,0 +1,136 @@
+"""validate: check every FASTQ pair before any heavy work.
+
+Per lane, one streaming pass with no Python per record: `pigz -dc R1 | awk '<FASTQ_PAIR_CHECK>'`,
+where awk reads R2 in lockstep from its own `pigz -dc R2` pipe and stops at the first bad record,
+reporting its number. pigz checks gzip integrity (CRC and length of every member, so a truncated
+or corrupt file fails even when its records look fine).
+
+Checked: gzip integrity; 4-line records (`@` header, sequence of letters/`.`/`*`/`-`, `+` line,
+quality as long as the sequence, printable qualities); equal record counts; matching read names in
+R1 and R2 (the first word of the header, with a trailing `/1` or `/2` removed); at least one record.
+
+Policy, documented in the README:
+- CRLF (Windows) line endings are rejected with "convert with dos2unix": the aligners would keep
+  the `\\r` in names and qualities, so accepting them silently would corrupt the outputs.
+- Wrapped (multi-line) FASTQ records are rejected: the pipeline's tools read 4-line records; such
+  files show up as "record N: line 3 does not start with '+' ..." or a length mismatch.
+
+Writes `validate.json`: `{"lanes": [{"r1", "r2", "records"}], "read_pairs": total}`.
+"""
+
+from __future__ import annotations
+
+from genopipe import s3
+from genopipe.steps.base import Lane, Step, StepError, Tool
+
+# Prints "ok <records>" and exits 0, or "<1|2> <record> <problem>" and exits 3. `r2` is the
+# command that decompresses R2; its exit status is checked so a corrupt R2 is named as such.
+FASTQ_PAIR_CHECK = r"""
+function fail(side, problem,    status) {
+    # a corrupt R2 stream explains whatever looked wrong in its records: name that instead
+    # (SIGPIPE, 141 in mawk and 269 in gawk: pigz stopped because we did, no verdict on its gzip)
+    if (side == 2 && !r2_closed) {
+        r2_closed = 1
+        status = close(r2)
+        if (status != 0 && status != 141 && status != 269) {
+            rec = 0
+            problem = "not a valid gzip file (pigz exit " status ")"
+        }
+    }
+    printf "%s %d %s\n", side, rec, problem
+    bad = 1
+    exit 3
+}
+function r2_ended(    status) {
+    r2_closed = 1
+    status = close(r2)
+    if (status != 0) { rec = 0; fail(2, "not a valid gzip file (pigz exit " status ")") }
+}
+function check(side, line, k) {
+    if (line ~ /\r$/) fail(side, "CRLF (Windows) line ending; convert the file with dos2unix")
+    if (k == 1) {
+        if (substr(line, 1, 1) != "@")
+            fail(side, "header line does not start with '@' (not a 4-line FASTQ record?)")
+        if (length(line) < 2) fail(side, "empty read name")
+    } else if (k == 2) {
+        if (line ~ /[^A-Za-z.*-]/) fail(side, "sequence line holds characters that are not bases")
+    } else if (k == 3) {
+        if (substr(line, 1, 1) != "+")
+            fail(side, "line 3 does not start with '+' (wrapped multi-line records are not supported)")
+    } else {
+        if (line ~ /[^!-~]/) fail(side, "quality line holds characters outside '!'..'~'")
+    }
+}
+function read_name(header,    name) {
+    name = substr(header, 2)
+    sub(/[ \t].*/, "", name)
+    sub(/\/[12]$/, "", name)
+    return name
+}
+{
+    k = (NR - 1) % 4 + 1
+    rec = int((NR - 1) / 4) + 1
+    got = (r2 | getline mate)
+    if (got <= 0) { r2_ended(); fail(2, "ends early: R2 has fewer records than R1") }
+    check(1, $0, k); check(2, mate, k)
+    if (k == 1) {
+        if (read_name($0) != read_name(mate))
+            fail(2, "read name '" read_name(mate) "' does not match R1's '" read_name($0) "'")
+    } else if (k == 2) {
+        len1 = length($0); len2 = length(mate)
+    } else if (k == 4) {
+        if (length($0) != len1)
+            fail(1, "quality length " length($0) " differs from sequence length " len1)
+        if (length(mate) != len2)
+            fail(2, "quality length " length(mate) " differs from sequence length " len2)
+    }
+}
+END {
+    if (bad) exit 3
+    rec = int(NR / 4) + 1
+    if (NR % 4 != 0) fail(1, "truncated: the last record has " NR % 4 " of 4 lines")
+    if ((r2 | getline mate) > 0) fail(1, "ends early: R1 has fewer records than R2")
+    r2_ended()
+    if (NR == 0) { rec = 0; fail(1, "no reads") }
+    printf "ok %d\n", NR / 4
+}
+"""
+
+
+def check_lane(step: Step, number: int, lane: Lane) -> int:
+    """Validate one FASTQ pair; returns its record count or raises StepError."""
+    r1 = step.fetch(lane.r1, "in", f"L{number}", "R1.fastq.gz")
+    r2 = step.fetch(lane.r2, "in", f"L{number}", "R2.fastq.gz")
+    verdict = step.path("in", f"L{number}", "verdict.txt")
+    step.programs.setdefault("pigz", "pigz")
+    try:
+        step.pipe(
+            Tool(["pigz", "-dc", str(r1)], lane.r1),
+            Tool(["awk", "-v", f"r2=pigz -dc '{r2}'", FASTQ_PAIR_CHECK], lane.r1),
+            stdout=verdict,
+        )
+    except StepError as error:
+        # a broken R1 gzip stream explains whatever awk saw after it, so it is reported first
+        if error.problem.startswith("pigz"):
+            raise StepError(lane.r1, f"not a valid gzip file: {error.problem}") from None
+        words = verdict.read_text().split(maxsplit=2)
+        if len(words) == 3 and words[0] in {"1", "2"}:
+            side, record, problem = words
+            subject = lane.r1 if side == "1" else lane.r2
+            raise StepError(subject, problem if record == "0" else f"record {record}: {problem}") from None
+        raise
+    words = verdict.read_text().split()
+    if len(words) != 2 or words[0] != "ok":
+        raise StepError(lane.r1, f"FASTQ check gave no verdict: {' '.join(words)!r}")
+    return int(words[1])
+
+
+def run(step: Step) -> None:
+    lanes = []
+    for number, lane in enumerate(step.params.reads, start=1):
+        if lane.r1 == lane.r2:
+            raise StepError(lane.r1, "R1 and R2 are the same file")
+        records = check_lane(step, number, lane)
+        lanes.append({"r1": str(lane.r1), "r2": str(lane.r2), "records": records})
+    total = sum(int(str(lane["records"])) for lane in lanes)
+    s3.write_json(step.staged("validate.json"), {"lanes": lanes, "read_pairs": total})

@@ -1,0 +1,180 @@
+"""The job steps end to end, through `genopipe job <step>`, on moto's in-process S3 and real tools."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from genopipe import s3
+from genopipe.cli import main
+from genopipe.evaluate import evaluate
+from genopipe.s3 import S3Uri
+from genopipe.simulate import SimulatedSample, simulate_sample
+
+pytestmark = pytest.mark.tools
+
+INPUT, OUTPUT = "genopipe-input", "genopipe-output"
+CHAIN = ("validate", "reference", "qc", "align", "call", "report")
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSample:
+    return simulate_sample(tmp_path_factory.mktemp("sim"), seed=3, length=150_000, depth=30.0)
+
+
+@pytest.fixture
+def buckets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("GENOPIPE_THREADS", str(min(2, len(os.sched_getaffinity(0)))))
+    with mock_aws():
+        s3.reset_client()
+        client = boto3.client("s3")
+        for bucket in (INPUT, OUTPUT):
+            client.create_bucket(Bucket=bucket)
+        yield
+    s3.reset_client()
+
+
+def job(
+    step: str, sample: str, reads: list[dict[str, str]], reference: S3Uri, staging: S3Uri, **extra: str
+) -> int:
+    argv = ["job", step, "--sample", sample, "--reads", json.dumps(reads)]
+    argv += ["--reference", str(reference), "--staging", str(staging)]
+    for name, value in extra.items():
+        argv += [f"--{name}", value]
+    return main(argv)
+
+
+def upload_sample(simulated: SimulatedSample) -> tuple[list[dict[str, str]], S3Uri]:
+    # keys with a space, `+` and unicode: URIs carry keys verbatim
+    r1, r2 = S3Uri(INPUT, "runs/run 1+ü/sim_R1.fastq.gz"), S3Uri(INPUT, "runs/run 1+ü/sim_R2.fastq.gz")
+    reference = S3Uri(INPUT, "refs/sim genome.fa")
+    s3.upload(simulated.r1, r1)
+    s3.upload(simulated.r2, r2)
+    s3.upload(simulated.reference, reference)
+    return [{"r1": str(r1), "r2": str(r2)}], reference
+
+
+def test_step_chain_recovers_the_truth(
+    buckets: None, simulated: SimulatedSample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reads, reference = upload_sample(simulated)
+    staging = S3Uri(OUTPUT, ".staging/exec-1/")
+    seconds = {}
+    for step in CHAIN:
+        started = time.perf_counter()
+        code = job(step, "sim", reads, reference, staging)
+        seconds[step] = round(time.perf_counter() - started, 2)
+        assert code == 0, f"{step}: {capsys.readouterr().err}"
+    with capsys.disabled():
+        print(f"\nstep seconds: {seconds}, chain total {sum(seconds.values()):.1f}s")
+
+    vcf = s3.download(staging.join("sim.vcf.gz"), tmp_path / "sim.vcf.gz")
+    result = evaluate(vcf, simulated.truth_vcf, simulated.reference)
+    assert result.snp.truth >= 50 and result.indel.truth >= 10, "the simulated truth is too small to judge"
+    assert result.snp.recall is not None and result.snp.recall >= 0.98, result.summary()
+    assert result.indel.recall is not None and result.indel.recall >= 0.90, result.summary()
+    assert result.snp.precision is not None and result.snp.precision >= 0.98, result.summary()
+    assert result.indel.precision is not None and result.indel.precision >= 0.98, result.summary()
+
+    # the staging layout of docs/internals.md
+    keys = {item.uri.relative_to(staging) for item in s3.list_prefix(staging)}
+    expected = {
+        "validate.json", "reference.json", "sim.bam", "sim.bam.bai", "sim.vcf.gz", "sim.vcf.gz.tbi",
+        "trimmed/sim_L1_R1.fastq.gz", "trimmed/sim_L1_R2.fastq.gz", "qc/sim.fastp.json", "qc/sim.fastp.html",
+        "qc/sim.samtools.stats", "qc/sim.flagstat.txt", "qc/sim.bcftools.stats", "qc/multiqc_report.html",
+        "summary.json", "manifest.json", *(f"versions/{step}.json" for step in CHAIN),
+    }  # fmt: skip
+    assert expected <= keys, sorted(expected - keys)
+    assert s3.read_json(staging.join("validate.json"))["read_pairs"] == simulated.read_pairs
+
+    summary = s3.read_json(staging.join("summary.json"))
+    assert summary["read_pairs"] == simulated.read_pairs
+    assert summary["percent_mapped"] > 95
+    assert 20 < summary["mean_depth"] < 40
+    assert abs(summary["snps"] - simulated.snps) <= 3 and abs(summary["indels"] - simulated.indels) <= 3
+    assert summary["titv"] is not None and summary["titv"] > 0
+
+    manifest = s3.read_json(staging.join("manifest.json"))
+    assert manifest["reference"]["sha256"] == s3.read_json(staging.join("reference.json"))["sha256"]
+    assert {i["uri"] for i in manifest["inputs"]} == {reads[0]["r1"], reads[0]["r2"], str(reference)}
+    assert all(i["etag"] for i in manifest["inputs"])
+    assert manifest["tool_versions"]["align"]["minimap2"].startswith("2.")
+    assert set(manifest["tool_versions"]) == set(CHAIN)
+    import hashlib
+
+    assert manifest["outputs"]["sim.vcf.gz"]["sha256"] == hashlib.sha256(vcf.read_bytes()).hexdigest()
+    html = s3.read_bytes(staging.join("qc", "multiqc_report.html"))
+    assert b"fastp" in html and b"samtools" in html.lower() and b"bcftools" in html.lower()
+    with gzip.open(vcf, "rt") as handle:
+        header = [line for line in handle if line.startswith("##FILTER")]
+    assert any("LowAltFrac" in line for line in header)
+
+    # a second sample on the same reference rebuilds nothing
+    cache = S3Uri(INPUT, "refs/sim genome.fa.genopipe/")
+    before = {item.uri: item.etag for item in s3.list_prefix(cache)}
+    assert job("reference", "other", reads, reference, S3Uri(OUTPUT, ".staging/exec-2/")) == 0
+    again = s3.read_json(S3Uri(OUTPUT, ".staging/exec-2/reference.json"))
+    assert again["built"] == []
+    assert {item.uri: item.etag for item in s3.list_prefix(cache)} == before
+
+
+def write_fastq_gz(path: Path, records: list[tuple[str, str, str]]) -> Path:
+    with gzip.open(path, "wt") as handle:
+        for name, seq, qual in records:
+            handle.write(f"@{name}\n{seq}\n+\n{qual}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "culprit", "problem"),
+    [
+        ("short quality", "R2", "record 3: quality length 3 differs from sequence length 4"),
+        ("name mismatch", "R2", "record 2: read name 'rX' does not match R1's 'r2'"),
+        ("missing record", "R2", "record 5: ends early: R2 has fewer records than R1"),
+        ("truncated gzip", "R1", "not a valid gzip file"),
+    ],
+)
+def test_malformed_fastq_fails_validate_naming_file_and_record(
+    buckets: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, culprit: str, problem: str
+) -> None:
+    good = [(f"r{i}/1", "ACGT", "IIII") for i in range(1, 6)]
+    mate = [(f"r{i}/2", "TTGA", "IIII") for i in range(1, 6)]
+    if damage == "short quality":
+        mate[2] = ("r3/2", "TTGA", "III")
+    elif damage == "name mismatch":
+        mate[1] = ("rX/2", "TTGA", "IIII")
+    elif damage == "missing record":
+        mate = mate[:4]
+    r1 = write_fastq_gz(tmp_path / "a_R1.fastq.gz", good)
+    r2 = write_fastq_gz(tmp_path / "a_R2.fastq.gz", mate)
+    if damage == "truncated gzip":
+        r1.write_bytes(r1.read_bytes()[:-12])
+    uris = {"R1": S3Uri(INPUT, "x/a_R1.fastq.gz"), "R2": S3Uri(INPUT, "x/a_R2.fastq.gz")}
+    s3.upload(r1, uris["R1"])
+    s3.upload(r2, uris["R2"])
+    reads = [{"r1": str(uris["R1"]), "r2": str(uris["R2"])}]
+    code = job("validate", "a", reads, S3Uri(INPUT, "ref.fa"), S3Uri(OUTPUT, ".staging/bad/"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith(f"genopipe validate: {uris[culprit]}: "), err[0]
+    assert problem in err[0]
+    assert not s3.exists(S3Uri(OUTPUT, ".staging/bad/validate.json"))
+
+
+def test_bad_arguments_exit_2(buckets: None, capsys: pytest.CaptureFixture[str]) -> None:
+    reads = [{"r1": "s3://b/a_R1.fq.gz", "r2": "s3://b/a_R2.fq.gz"}]
+    assert job("qc", "bad name!", reads, S3Uri(INPUT, "r.fa"), S3Uri(OUTPUT, ".staging/x/")) == 2
+    assert "--sample" in capsys.readouterr().err
+    assert job("qc", "s", reads, S3Uri(INPUT, "r.fa"), S3Uri(OUTPUT, ".staging/x/"), ploidy="3") == 2
+    assert "--ploidy" in capsys.readouterr().err
