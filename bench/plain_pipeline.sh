@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The baseline for bench/step_chain.py: the tools of genopipe's step chain, with the same options,
+# as one plain shell pipeline on local files (no S3, no per-step processes, no caching).
+# Keep each stage in step with genopipe/steps/<stage>.py.
+#
+#   plain_pipeline.sh R1 R2 REFERENCE SAMPLE THREADS OUTDIR TIMINGS_TSV
+#
+# $BENCH_HELPERS holds fastq_pair_check.awk (written by step_chain.py from genopipe.steps.validate,
+# so the check is the very same program) and $MULTIQC the multiqc program. Appends "<stage>\t<seconds>" lines to TIMINGS_TSV.
+set -euo pipefail
+
+r1=$1 r2=$2 reference=$3 sample=$4 threads=$5 out=$6 timings=$7
+mkdir -p "$out/ref" "$out/trimmed" "$out/qc" "$out/tmp"
+ref="$out/ref/$(basename "${reference%.gz}")"
+
+validate() {
+  pigz -dc "$r1" | awk -v r2="pigz -dc '$r2'" -f "$BENCH_HELPERS/fastq_pair_check.awk" >"$out/verdict.txt"
+  grep -q '^ok ' "$out/verdict.txt"
+}
+
+prepare_reference() {
+  if [[ $(head -c2 "$reference" | od -An -tx1 | tr -d ' ') == 1f8b ]]; then
+    pigz -dc "$reference" >"$ref"
+  else
+    cp "$reference" "$ref"
+  fi
+  samtools faidx "$ref"
+  minimap2 -x sr -t "$threads" -d "$ref.mmi" "$ref" 2>"$out/tmp/minimap2-index.log"
+}
+
+qc() {
+  fastp --in1 "$r1" --in2 "$r2" \
+    --out1 "$out/trimmed/${sample}_L1_R1.fastq.gz" --out2 "$out/trimmed/${sample}_L1_R2.fastq.gz" \
+    --compression 1 --detect_adapter_for_pe --thread "$threads" \
+    --json "$out/qc/$sample.fastp.json" --html "$out/qc/$sample.fastp.html" \
+    --report_title "$sample fastp report" 2>"$out/tmp/fastp.log"
+}
+
+align() {
+  minimap2 -ax sr -t "$threads" -R "@RG\tID:$sample.L1\tSM:$sample\tLB:$sample\tPL:ILLUMINA" "$ref.mmi" \
+    "$out/trimmed/${sample}_L1_R1.fastq.gz" "$out/trimmed/${sample}_L1_R2.fastq.gz" 2>"$out/tmp/minimap2.log" |
+    samtools fixmate -m -u -@ "$threads" - - |
+    samtools sort -u -@ "$threads" -m 512M -T "$out/tmp/sort" - |
+    samtools markdup -@ "$threads" --write-index -T "$out/tmp/markdup" - \
+      "$out/$sample.bam##idx##$out/$sample.bam.bai" 2>"$out/tmp/markdup.log"
+}
+
+call() {
+  local ploidy=2 alt_fraction='FMT/AD[0:1] / (FMT/AD[0:0] + FMT/AD[0:1])'
+  bcftools mpileup -f "$ref" -a FORMAT/AD,FORMAT/DP -q 20 -d 10000 -Ou "$out/$sample.bam" 2>"$out/tmp/mpileup.log" |
+    bcftools call -m -v --ploidy "$ploidy" -Ou |
+    bcftools norm -f "$ref" -m -any -Ou 2>"$out/tmp/norm.log" |
+    bcftools filter -m + -s LowQual -e 'QUAL < 20' -Ou |
+    bcftools filter -m + -s LowDepth -e 'FMT/DP < 5' -Ou |
+    bcftools filter -m + -s LowAltFrac -e "$alt_fraction < 0.25" -Ov |
+    bgzip -@ "$threads" -c >"$out/$sample.vcf.gz"
+  tabix -p vcf "$out/$sample.vcf.gz"
+}
+
+report() {
+  samtools stats -@ "$threads" --reference "$ref" "$out/$sample.bam" >"$out/qc/$sample.samtools.stats"
+  samtools flagstat -@ "$threads" "$out/$sample.bam" >"$out/qc/$sample.flagstat.txt"
+  samtools coverage "$out/$sample.bam" >"$out/tmp/$sample.coverage.tsv"
+  bcftools stats -f PASS -F "$ref" "$out/$sample.vcf.gz" >"$out/qc/$sample.bcftools.stats"
+  "$MULTIQC" --force --no-data-dir --no-version-check --no-ansi --quiet --no-ai \
+    --title "genopipe: $sample" --filename multiqc_report.html --outdir "$out/qc" "$out/qc"
+}
+
+for stage in validate prepare_reference qc align call report; do
+  started=$EPOCHREALTIME
+  "$stage"
+  awk -v stage="${stage/prepare_reference/reference}" -v a="$started" -v b="$EPOCHREALTIME" \
+    'BEGIN { printf "%s\t%.3f\n", stage, b - a }' >>"$timings"
+done

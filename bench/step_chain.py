@@ -1,0 +1,372 @@
+"""Benchmark: the genopipe step chain against the same tools as one plain shell pipeline.
+
+For each data set and repetition, on the same input files and the same cores:
+
+- step chain: a moto server (`python -m moto.server` on a free loopback port, reached through
+  `AWS_ENDPOINT_URL`) holds the inputs; `genopipe job <step>` runs as one process per step, in
+  pipeline order, exactly as a Batch job would (S3 in, scratch, S3 out). A fresh bucket per run,
+  so the reference cache starts cold just as the plain pipeline builds its indexes. The inputs
+  are uploaded before the clock starts (in the real system they are already in S3).
+- plain pipeline: `bench/plain_pipeline.sh` runs the same tools with the same options on local
+  files, one stage after the other, intermediate files in a temp dir, no S3.
+
+Runs alternate (plain, chain, plain, chain, ...) so that load from elsewhere on the machine hits
+both alike. Reported: per-run wall times, per-stage times, medians and the ratio of the medians
+(step chain / plain). Both produce a VCF; the harness checks that they hold the same records.
+
+    .venv/bin/python bench/step_chain.py [--reps 3] [--datasets hg002-window,hg002-x24]
+
+Data sets (none is copied into the repository):
+- `hg002-window`: ../shared/data/hg002-chr20-window (10,507 pairs of 2x148), reference
+  ../shared/data/human-ref/hg19.chr20.masked.fasta.gz (chr20, 63 Mb, mostly N).
+- `hg002-x24`: the same reads repeated 24 times (504,336 reads, 252,168 pairs) into a temp dir;
+  copy k renames its reads (`:c<k>`) and trims k bases off the 5' end of both mates, so the
+  copies are not collapsed as PCR duplicates and every stage does 24x the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PLAIN_PIPELINE = REPO / "bench" / "plain_pipeline.sh"
+RESULTS = REPO / "bench" / "results" / "step_chain.json"
+GENOPIPE = Path(sys.executable).parent / "genopipe"
+STEPS = ("validate", "reference", "qc", "align", "call", "report")
+SAMPLE = "HG002"
+COPIES = 24
+TARGET_RATIO = 1.10
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    r1: Path
+    r2: Path
+    reference: Path
+    read_pairs: int
+
+
+def hg002_window() -> Dataset:
+    folder = SHARED_DATA / "hg002-chr20-window"
+    reference = SHARED_DATA / "human-ref" / "hg19.chr20.masked.fasta.gz"
+    for path in (folder / "HG002_R1.fastq.gz", folder / "HG002_R2.fastq.gz", reference):
+        if not path.is_file():
+            sys.exit(f"bench: {path}: missing (the benchmark needs ../shared/data)")
+    r1, r2 = folder / "HG002_R1.fastq.gz", folder / "HG002_R2.fastq.gz"
+    return Dataset("hg002-window", r1, r2, reference, count_records(r1))
+
+
+def hg002_repeated(base: Dataset, copies: int, folder: Path) -> Dataset:
+    """`copies` renamed, 5'-trimmed copies of the window's pairs (see the module docstring)."""
+    out_paths = (folder / f"{SAMPLE}x{copies}_R1.fastq.gz", folder / f"{SAMPLE}x{copies}_R2.fastq.gz")
+    for source, target in zip((base.r1, base.r2), out_paths, strict=True):
+        with gzip.open(source, "rt") as handle:
+            lines = handle.read().splitlines()
+        records = [lines[i : i + 4] for i in range(0, len(lines), 4)]
+        with target.open("wb") as raw:
+            compressor = subprocess.Popen(["pigz", "-n", "-p", "2", "-c"], stdin=subprocess.PIPE, stdout=raw)
+            assert compressor.stdin is not None
+            for k in range(copies):
+                chunk = []
+                for header, seq, _plus, qual in records:
+                    name, _, comment = header.partition(" ")
+                    chunk.append(f"{name}:c{k}{' ' + comment if comment else ''}\n{seq[k:]}\n+\n{qual[k:]}\n")
+                compressor.stdin.write("".join(chunk).encode())
+            compressor.stdin.close()
+            if compressor.wait() != 0:
+                sys.exit(f"bench: {target}: pigz failed")
+    return Dataset(f"hg002-x{copies}", out_paths[0], out_paths[1], base.reference, base.read_pairs * copies)
+
+
+def count_records(fastq: Path) -> int:
+    with gzip.open(fastq, "rb") as handle:
+        return sum(1 for _ in handle) // 4
+
+
+# ---------------------------------------------------------------------------------------------
+# moto server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def moto_server() -> Iterator[dict[str, str]]:
+    """A `python -m moto.server` process; yields the environment that points the SDK at it."""
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="bench-moto-")) / "moto.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"bench: moto server did not start (see {log})")
+                time.sleep(0.2)
+        env = dict(os.environ)
+        env.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+        env.pop("AWS_PROFILE", None)
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
+def reset_moto(env: dict[str, str]) -> None:
+    """Forget every bucket, so one run's objects do not sit in the server's memory for the next."""
+    request = urllib.request.Request(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# the two contenders
+
+
+def run_step_chain(dataset: Dataset, env: dict[str, str], threads: int, run_id: str) -> dict[str, object]:
+    import boto3  # the harness's own uploads; the steps are separate processes
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    bucket = f"bench-{run_id}"
+    s3.create_bucket(Bucket=bucket)
+    inputs = {"r1": f"in/{dataset.r1.name}", "r2": f"in/{dataset.r2.name}"}
+    s3.upload_file(str(dataset.r1), bucket, inputs["r1"])
+    s3.upload_file(str(dataset.r2), bucket, inputs["r2"])
+    s3.upload_file(str(dataset.reference), bucket, f"refs/{dataset.reference.name}")
+    lanes = [{"r1": f"s3://{bucket}/{inputs['r1']}", "r2": f"s3://{bucket}/{inputs['r2']}"}]
+    common = ["--sample", SAMPLE, "--reads", json.dumps(lanes)]
+    common += ["--reference", f"s3://{bucket}/refs/{dataset.reference.name}"]
+    common += ["--staging", f"s3://{bucket}/.staging/{run_id}/", "--aligner", "minimap2", "--ploidy", "2"]
+    step_env = dict(env, GENOPIPE_THREADS=str(threads))
+    stages: dict[str, float] = {}
+    for step in STEPS:
+        started = time.perf_counter()
+        command = [str(GENOPIPE), "job", step, *common]
+        done = subprocess.run(command, env=step_env, capture_output=True, text=True, errors="replace")
+        stages[step] = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"bench: step chain, {step} failed on {dataset.name}: {done.stderr.strip()[-500:]}")
+    vcf = Path(tempfile.mkdtemp(prefix="bench-chain-vcf-")) / "chain.vcf.gz"
+    s3.download_file(bucket, f".staging/{run_id}/{SAMPLE}.vcf.gz", str(vcf))
+    records = vcf_records(vcf)
+    shutil.rmtree(vcf.parent)
+    reset_moto(env)
+    return {"wall_s": sum(stages.values()), "stages_s": stages, "vcf_records": records}
+
+
+def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="bench-plain-") as work:
+        timings = Path(work) / "timings.tsv"
+        command = ["bash", str(PLAIN_PIPELINE), str(dataset.r1), str(dataset.r2), str(dataset.reference)]
+        command += [SAMPLE, str(threads), str(Path(work) / "out"), str(timings)]
+        started = time.perf_counter()
+        env = dict(os.environ, BENCH_HELPERS=str(helper_dir), MULTIQC=str(GENOPIPE.parent / "multiqc"))
+        done = subprocess.run(command, capture_output=True, text=True, errors="replace", env=env)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"bench: plain pipeline failed on {dataset.name}: {done.stderr.strip()[-800:]}")
+        stages = {}
+        for line in timings.read_text().splitlines():
+            name, seconds = line.split("\t")
+            stages[name] = float(seconds)
+        records = vcf_records(Path(work) / "out" / f"{SAMPLE}.vcf.gz")
+    return {"wall_s": wall, "stages_s": stages, "vcf_records": records}
+
+
+def vcf_records(vcf: Path) -> list[str]:
+    """The VCF's records reduced to what both pipelines must agree on (site, alleles, filter, GT)."""
+    query = ["bcftools", "query", "-f", "%CHROM:%POS:%REF:%ALT:%FILTER[:%GT]\\n", str(vcf)]
+    return subprocess.run(query, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def write_helpers(folder: Path) -> Path:
+    """Files the plain pipeline shares with the steps, taken from the steps so they cannot drift."""
+    from genopipe.steps import validate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fastq_pair_check.awk").write_text(validate.FASTQ_PAIR_CHECK)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+
+
+def tool_versions() -> dict[str, str]:
+    def first_line(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=60)
+        except OSError as error:
+            return f"unavailable ({error})"
+        for line in (done.stdout + done.stderr).splitlines():
+            if any(ch.isdigit() for ch in line):
+                return line.replace("Version:", "").strip()
+        return "unknown"
+
+    versions = {
+        "minimap2": first_line(["minimap2", "--version"]),
+        "samtools": first_line(["samtools", "--version"]),
+        "bcftools": first_line(["bcftools", "--version"]),
+        "fastp": first_line(["fastp", "--version"]),
+        "pigz": first_line(["pigz", "--version"]),
+        "awk": first_line(["awk", "-W", "version"]),
+        "multiqc": first_line([str(Path(sys.executable).parent / "multiqc"), "--version"]),
+        "python": platform.python_version(),
+    }
+    from importlib.metadata import version
+
+    for package in ("genopipe", "moto", "boto3"):
+        versions[package] = version(package)
+    return versions
+
+
+def machine() -> dict[str, object]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "os": platform.freedesktop_os_release().get("PRETTY_NAME", "unknown"),
+        "cpu": cpu,
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
+    walls = [float(str(run["wall_s"])) for run in runs]
+    stage_names = list(runs[0]["stages_s"])  # type: ignore[call-overload]
+    stages = {
+        name: round(statistics.median(float(run["stages_s"][name]) for run in runs), 3)  # type: ignore[index]
+        for name in stage_names
+    }
+    return {
+        "wall_s": [round(w, 3) for w in walls],
+        "median_wall_s": round(statistics.median(walls), 3),
+        "median_stage_s": stages,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per pipeline and data set")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--datasets", default="hg002-window,hg002-x24")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    chosen = args.datasets.split(",")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    results: dict[str, object] = {
+        "benchmark": "step chain (genopipe job per step, S3 on a moto server) vs plain shell pipeline",
+        "date": started_at,
+        "machine": machine(),
+        "threads": args.threads,
+        "repetitions": args.reps,
+        "tool_versions": tool_versions(),
+        "datasets": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-step-chain-") as scratch, moto_server() as env:
+        helpers = write_helpers(Path(scratch) / "helpers")
+        base = hg002_window()
+        datasets = [base] if "hg002-window" in chosen else []
+        if f"hg002-x{COPIES}" in chosen:
+            datasets.append(hg002_repeated(base, COPIES, Path(scratch)))
+        for dataset in datasets:
+            plain_runs, chain_runs = [], []
+            for rep in range(args.reps):
+                plain_runs.append(run_plain(dataset, args.threads, helpers))
+                chain_runs.append(run_step_chain(dataset, env, args.threads, f"{dataset.name}-{rep}"))
+                print(
+                    f"{dataset.name} rep {rep + 1}: plain {plain_runs[-1]['wall_s']:.2f} s, "
+                    f"chain {chain_runs[-1]['wall_s']:.2f} s",
+                    flush=True,
+                )
+            plain, chain = summarise(plain_runs), summarise(chain_runs)
+            ratio = float(str(chain["median_wall_s"])) / float(str(plain["median_wall_s"]))
+            same_calls = all(
+                c["vcf_records"] == plain_runs[0]["vcf_records"] for c in chain_runs + plain_runs
+            )
+            results["datasets"][dataset.name] = {  # type: ignore[index]
+                "r1": str(dataset.r1) if dataset.name == "hg002-window" else f"generated: {dataset.r1.name}",
+                "reference": str(dataset.reference),
+                "read_pairs": dataset.read_pairs,
+                "plain": plain,
+                "step_chain": chain,
+                "ratio_chain_over_plain": round(ratio, 3),
+                "within_target": ratio <= TARGET_RATIO,
+                "same_vcf_records": same_calls,
+                "vcf_records": len(plain_runs[0]["vcf_records"]),  # type: ignore[arg-type]
+            }
+            print(
+                f"{dataset.name}: median plain {plain['median_wall_s']} s, chain {chain['median_wall_s']} s, "
+                f"ratio {ratio:.3f}, same VCF records: {same_calls}",
+                flush=True,
+            )
+    results["load_average_at_end"] = list(os.getloadavg())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
