@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean
+.PHONY: demo test lint unit tools venv clean build-GenopipeLayer
 
 tools:
 	@scripts/install-tools.sh
@@ -31,3 +31,13 @@ test: venv lint
 
 clean:
 	rm -rf $(VENV) .aws-sam node_modules
+
+# `sam build` builds the Lambda layer through this target (template.yaml: BuildMethod makefile):
+# the pinned runtime dependencies of pyproject.toml as Lambda (manylinux, CPython 3.12) wheels,
+# then the genopipe package itself
+build-GenopipeLayer:
+	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(PYTHON) -m pip install -q --no-compile --target "$(ARTIFACTS_DIR)/python" --platform manylinux2014_x86_64 \
+		--python-version 3.12 --implementation cp --only-binary=:all: -r "$(ARTIFACTS_DIR)/requirements.txt"
+	$(PYTHON) -m pip install -q --no-compile --no-deps --target "$(ARTIFACTS_DIR)/python" .
+	rm -f "$(ARTIFACTS_DIR)/requirements.txt"
