@@ -1,0 +1,285 @@
+"""The local AWS Batch executor: moto's Batch jobs run for real on this machine.
+
+`moto.batch.models.Job` is a thread per submitted job whose `run` would start a Docker container;
+ours moves the job through SUBMITTED -> PENDING -> RUNNABLE -> STARTING -> RUNNING ->
+SUCCEEDED/FAILED, waits in RUNNABLE until its vCPUs and memory fit on this machine, runs each
+attempt through a `JobRunner`, writes the output to CloudWatch Logs (`/aws/batch/job`), applies
+the job definition's RetryStrategy, and can end attempts the way a Spot reclaim does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from moto.batch.models import Job
+from moto.batch.utils import JobStatus
+from moto.core.utils import unix_time_millis
+
+from genopipe.local.capacity import Capacity
+from genopipe.local.executors import JobLaunch, JobRunner
+from genopipe.local.retry_strategy import RetryStrategy
+
+log = logging.getLogger(__name__)
+
+LOG_GROUP = "/aws/batch/job"
+ESSENTIAL_EXITED = "Essential container in task exited"
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """What the progress display hears about a job."""
+
+    job_id: str
+    job_name: str
+    step: str
+    sample: str
+    status: str
+    attempt: int
+    reason: str = ""
+
+
+class SpotReclaims:
+    """Decides, reproducibly from a seed, which attempts a Spot reclaim ends, and when."""
+
+    def __init__(self, rate: float, seed: int) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"--reclaim-rate {rate}: must be between 0 and 1")
+        self.rate = rate
+        self.seed = seed
+
+    def plan(self, job_name: str, attempt: int) -> tuple[float, str] | None:
+        """(seconds after start, instance id) when this attempt is reclaimed, else None."""
+        if self.rate <= 0:
+            return None
+        draw = random.Random(f"{self.seed}:{job_name}:{attempt}")
+        if draw.random() >= self.rate:
+            return None
+        return draw.uniform(0.2, 1.5), f"i-{draw.getrandbits(68):017x}"
+
+
+class _LogStream:
+    """Buffers an attempt's lines into the job's CloudWatch Logs stream."""
+
+    def __init__(self, job: Job) -> None:
+        self._backend = job._log_backend
+        self.name = job._stream_name
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._backend.ensure_log_group(LOG_GROUP)
+        if self.name not in self._backend.groups[LOG_GROUP].streams:
+            self._backend.create_log_stream(LOG_GROUP, self.name)
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            self._pending.append({"timestamp": int(unix_time_millis()), "message": line or " "})
+            if len(self._pending) >= 100:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._pending:
+            self._backend.put_log_events(LOG_GROUP, self.name, self._pending)
+            self._pending = []
+
+
+class LocalBatch:
+    """Runs moto's Batch jobs here. `install()` makes every moto Job use it."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        endpoint_url: str,
+        capacity: Capacity | None = None,
+        reclaims: SpotReclaims | None = None,
+    ) -> None:
+        self.runner = runner
+        self.endpoint_url = endpoint_url
+        self.capacity = capacity or Capacity()
+        self.reclaims = reclaims or SpotReclaims(0.0, 0)
+        self.listeners: list[Callable[[JobUpdate], None]] = []
+
+    def install(self) -> None:
+        executor = self
+
+        def run(job: Job) -> None:
+            executor.run_job(job)
+
+        Job.run = run  # type: ignore[method-assign,assignment]
+
+    # -- one job, all its attempts -------------------------------------------------------------
+
+    def run_job(self, job: Job) -> None:
+        try:
+            self._run_job(job)
+        except Exception as error:  # a bug here must not leave the job RUNNING forever
+            log.exception("local batch: job %s crashed the executor", job.job_name)
+            job.job_stopped_reason = f"local executor error: {error}"
+            job._mark_stopped(success=False)
+            self._tell(job, JobStatus.FAILED, len(job.attempts), str(error))
+
+    def _run_job(self, job: Job) -> None:
+        launch = self._launch(job)
+        strategy = RetryStrategy.from_job_definition(job.job_definition.retry_strategy)
+        self._set(job, JobStatus.PENDING, 0)
+        if job.depends_on and not job._wait_for_dependencies():
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            self._set(job, JobStatus.RUNNABLE, attempt)
+            cancel = threading.Event()
+            stopper = threading.Thread(target=self._watch_terminate, args=(job, cancel), daemon=True)
+            stopper.start()
+            with self.capacity.reserved(launch.vcpus, launch.memory_mib, cancel) as admitted:
+                if not admitted:
+                    job._mark_stopped(success=False)
+                    self._tell(job, JobStatus.FAILED, attempt, job.job_stopped_reason or "")
+                    return
+                exit_code, status_reason, reason = self._attempt(job, launch, attempt, cancel)
+            cancel.set()
+            if exit_code == 0:
+                job.exit_code = 0
+                job.job_stopped_reason = None
+                job._mark_stopped(success=True)
+                self._tell(job, JobStatus.SUCCEEDED, attempt)
+                return
+            job.exit_code = exit_code
+            job.job_stopped_reason = status_reason
+            if job.stop or not strategy.should_retry(attempt, status_reason, reason, exit_code):
+                job._mark_stopped(success=False)
+                self._tell(job, JobStatus.FAILED, attempt, status_reason)
+                return
+            log.debug(
+                "local batch: %s attempt %d failed (%s); retrying", job.job_name, attempt, status_reason
+            )
+
+    def _attempt(
+        self, job: Job, launch: JobLaunch, attempt: int, cancel: threading.Event
+    ) -> tuple[int | None, str, str]:
+        """Run one attempt; returns (exit code or None, statusReason, container reason)."""
+        self._set(job, JobStatus.STARTING, attempt)
+        job.job_started_at = datetime.now()
+        stream = _LogStream(job)
+        job.log_stream_name = stream.name
+        job._start_attempt()
+        self._set(job, JobStatus.RUNNING, attempt)
+        reclaim = self.reclaims.plan(job.job_name, attempt)
+        timer = None
+        if reclaim is not None:
+            timer = threading.Timer(reclaim[0], cancel.set)
+            timer.daemon = True
+            timer.start()
+        this_attempt = launch.model_copy(
+            update={"environment": {**launch.environment, "AWS_BATCH_JOB_ATTEMPT": str(attempt)}}
+        )
+        code = self.runner.run(this_attempt, stream, cancel)
+        if timer is not None:
+            timer.cancel()
+        stream.flush()
+        finished_at = datetime.now()
+        if reclaim is not None:
+            # the instance vanished: whatever the process managed, the attempt is lost
+            exit_code, status_reason, reason = None, f"Host EC2 (instance {reclaim[1]}) terminated.", ""
+            stream(status_reason)
+            stream.flush()
+        elif job.stop:
+            exit_code, status_reason, reason = code, job.job_stopped_reason or "Terminated", ""
+        else:
+            exit_code = code
+            status_reason = ESSENTIAL_EXITED if code != 0 else ""
+            reason = ""
+        self._record_attempt(job, finished_at, exit_code, status_reason, reason)
+        return exit_code, status_reason, reason
+
+    @staticmethod
+    def _record_attempt(
+        job: Job, finished_at: datetime, exit_code: int | None, status_reason: str, reason: str
+    ) -> None:
+        attempt = job.latest_attempt
+        assert attempt is not None
+        attempt["stoppedAt"] = int(finished_at.timestamp() * 1000)
+        attempt["statusReason"] = status_reason
+        container = attempt["container"]
+        container["logStreamName"] = job.log_stream_name
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        if reason:
+            container["reason"] = reason
+
+    def _watch_terminate(self, job: Job, cancel: threading.Event) -> None:
+        """TerminateJob / CancelJob set `job.stop`; turn it into a kill of the running attempt."""
+        while not cancel.is_set():
+            if job.stop:
+                cancel.set()
+                return
+            time.sleep(0.2)
+
+    # -- the launch: what runs, with which environment -----------------------------------------
+
+    def _launch(self, job: Job) -> JobLaunch:
+        properties = job.job_definition.container_properties or {}
+        environment: dict[str, str] = {}
+        for entry in properties.get("environment", []):
+            environment[entry["name"]] = str(entry["value"])
+        for entry in job.container_overrides.get("environment", []):
+            environment[entry["name"]] = str(entry["value"])
+        command = job._add_parameters_to_command(job._get_container_property("command", []))
+        vcpus, memory = self.capacity.fit(
+            int(float(job._get_container_property("vcpus", 1))),
+            int(job._get_container_property("memory", 512)),
+        )
+        environment.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_DEFAULT_REGION": job.job_definition._region,
+                "AWS_REGION": job.job_definition._region,
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                "AWS_BATCH_JOB_ID": job.job_id,
+                "GENOPIPE_THREADS": str(vcpus),
+            }
+        )
+        return JobLaunch(
+            job_id=job.job_id,
+            job_name=job.job_name,
+            image=str(properties.get("image", "")),
+            command=[str(part) for part in command],
+            environment=environment,
+            vcpus=vcpus,
+            memory_mib=memory,
+        )
+
+    # -- status --------------------------------------------------------------------------------
+
+    def _set(self, job: Job, status: str, attempt: int) -> None:
+        job.status = status
+        self._tell(job, status, attempt)
+
+    def _tell(self, job: Job, status: str, attempt: int, reason: str = "") -> None:
+        properties = job.job_definition.container_properties or {}
+        command = properties.get("command") or ["?"]
+        update = JobUpdate(
+            job_id=job.job_id,
+            job_name=job.job_name,
+            step=str(command[0]),
+            sample=str(job.parameters.get("sample", "")),
+            status=JobStatus(status).value,
+            attempt=attempt,
+            reason=reason,
+        )
+        for listener in list(self.listeners):
+            try:
+                listener(update)
+            except Exception:
+                log.exception("local batch: a progress listener failed")

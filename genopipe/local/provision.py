@@ -1,0 +1,242 @@
+"""Deploy the translated template into moto, through moto's CloudFormation.
+
+moto's CloudFormation creates what it supports (buckets, Lambda functions with their environment,
+IAM, the state machine, Batch compute environments / queues / job definitions, event rules, log
+groups, queues ...). Two properties it ignores are applied here, from the same template:
+`DefinitionSubstitutions` (turned into the `Fn::Sub` CloudFormation itself performs) and a
+bucket's `NotificationConfiguration` (resolved with moto's own intrinsic resolver after the stack
+exists, then set through the S3 API). State machines are then handed to moto's ASL interpreter.
+Resource types moto cannot create are dropped with a debug log; the stack's outputs and physical
+ids come back as `Deployment`.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.cloudformation.models import cloudformation_backends
+from moto.cloudformation.parsing import clean_json, get_model_map
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.stepfunctions.models import stepfunctions_backends
+
+from genopipe.local.template import CODE_BUCKET, Translated
+
+log = logging.getLogger(__name__)
+
+STACK_NAME = "genopipe"
+
+
+class ProvisionError(Exception):
+    pass
+
+
+def _region() -> str:
+    return str(boto3.session.Session().region_name)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    stack_name: str
+    resources: dict[str, tuple[str, str]]  # logical id -> (type, physical id)
+    outputs: dict[str, str]
+
+    def of_type(self, resource_type: str) -> dict[str, str]:
+        """logical id -> physical id of every resource of `resource_type`."""
+        return {lid: pid for lid, (kind, pid) in self.resources.items() if kind == resource_type}
+
+
+def _zip_folder(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def _upload_code(translated: Translated) -> None:
+    """moto's CreateFunction reads the package from S3, as `sam deploy` would have put it there."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=CODE_BUCKET)
+    for key, folder in translated.code_folders.items():
+        s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_zip_folder(folder))
+
+
+def _supported_only(template: dict[str, Any]) -> dict[str, Any]:
+    supported = get_model_map()
+    kept = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") in supported:
+            kept[logical_id] = resource
+        else:
+            log.debug(
+                "local stack: skipping %s (%s): moto cannot create it", logical_id, resource.get("Type")
+            )
+    return {**template, "Resources": kept}
+
+
+def _with_definition_substitutions(template: dict[str, Any]) -> dict[str, Any]:
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        properties = resource["Properties"]
+        substitutions = properties.pop("DefinitionSubstitutions", None)
+        if "Definition" in properties and "DefinitionString" not in properties:
+            properties["DefinitionString"] = json.dumps(properties.pop("Definition"), indent=2)
+        definition = properties.get("DefinitionString")
+        if isinstance(definition, dict) and "Fn::Join" in definition:
+            separator, parts = definition["Fn::Join"]
+            if all(isinstance(part, str) for part in parts):  # the translator's line-split literal
+                properties["DefinitionString"] = separator.join(parts)
+        if substitutions:
+            properties["DefinitionString"] = {"Fn::Sub": [properties["DefinitionString"], substitutions]}
+    return template
+
+
+# AWS uses Batch's service-linked role when a compute environment names none; moto requires one
+_BATCH_SERVICE_LINKED_ROLE = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/batch.amazonaws.com/"
+    "AWSServiceRoleForBatch"
+}
+
+
+def _with_aws_defaults(template: dict[str, Any]) -> dict[str, Any]:
+    """Spell out the defaults AWS applies but moto's CloudFormation insists on."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Batch::ComputeEnvironment":
+            properties = resource.setdefault("Properties", {})
+            if "ServiceRole" not in properties:
+                properties["ServiceRole"] = _BATCH_SERVICE_LINKED_ROLE
+                _ensure_batch_service_linked_role()
+    return template
+
+
+def _ensure_batch_service_linked_role() -> None:
+    iam = boto3.client("iam")
+    try:
+        iam.get_role(RoleName="AWSServiceRoleForBatch")
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(  # what CreateServiceLinkedRole makes on AWS (moto names it differently)
+            RoleName="AWSServiceRoleForBatch",
+            Path="/aws-service-role/batch.amazonaws.com/",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "batch.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+
+
+def _parameter_defaults(template: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """Values for network parameters that have no default: moto's default VPC, subnets, group."""
+    ec2 = boto3.client("ec2")
+    values = dict(given)
+    for name, spec in template.get("Parameters", {}).items():
+        if name in values or "Default" in spec:
+            continue
+        kind = spec.get("Type", "")
+        if kind == "AWS::EC2::VPC::Id":
+            values[name] = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0][
+                "VpcId"
+            ]
+        elif kind in {"List<AWS::EC2::Subnet::Id>", "AWS::EC2::Subnet::Id"}:
+            subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+            values[name] = ",".join(subnets) if kind.startswith("List") else subnets[0]
+        elif kind in {"List<AWS::EC2::SecurityGroup::Id>", "AWS::EC2::SecurityGroup::Id"}:
+            groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])
+            values[name] = groups["SecurityGroups"][0]["GroupId"]
+    return values
+
+
+_NOTIFICATION_KINDS = {
+    # CloudFormation shape -> (S3 API list, target key in CloudFormation, target key in the API)
+    "LambdaConfigurations": ("LambdaFunctionConfigurations", "Function", "LambdaFunctionArn"),
+    "QueueConfigurations": ("QueueConfigurations", "Queue", "QueueArn"),
+    "TopicConfigurations": ("TopicConfigurations", "Topic", "TopicArn"),
+}
+
+
+def _notification_for_api(resolved: dict[str, Any]) -> dict[str, Any]:
+    api: dict[str, Any] = {}
+    for cfn_name, (api_name, cfn_target, api_target) in _NOTIFICATION_KINDS.items():
+        for entry in resolved.get(cfn_name, []):
+            item: dict[str, Any] = {api_target: entry[cfn_target], "Events": [entry["Event"]]}
+            if "Filter" in entry:
+                item["Filter"] = entry["Filter"]
+            api.setdefault(api_name, []).append(item)
+    if "EventBridgeConfiguration" in resolved:
+        api["EventBridgeConfiguration"] = {}
+    return api
+
+
+def _apply_bucket_notifications(template: dict[str, Any], stack_id: str, deployment: Deployment) -> None:
+    stack = cloudformation_backends[DEFAULT_ACCOUNT_ID][_region()].stacks[stack_id]
+    s3 = boto3.client("s3")
+    for logical_id, bucket in deployment.of_type("AWS::S3::Bucket").items():
+        wanted = template["Resources"][logical_id].get("Properties", {}).get("NotificationConfiguration")
+        if not wanted:
+            continue
+        resolved = clean_json(copy.deepcopy(wanted), stack.resource_map)
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=_notification_for_api(resolved)
+        )
+        log.debug("local stack: %s notifications: %s", bucket, resolved)
+
+
+def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> Deployment:
+    """Create the stack in moto from the translated template; returns what was created."""
+    _upload_code(translated)
+    template = _with_aws_defaults(
+        _with_definition_substitutions(_supported_only(copy.deepcopy(translated.template)))
+    )
+    values = _parameter_defaults(template, parameters or {})
+    # moto's backend is in this process: calling it directly keeps its exceptions readable
+    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][_region()]
+    try:
+        stack = backend.create_stack(STACK_NAME, json.dumps(template), values)
+    except Exception as error:
+        raise ProvisionError(f"template.yaml: moto could not create the stack: {error!r}") from error
+    stack_id = stack.stack_id
+    cloudformation = boto3.client("cloudformation")
+    described = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]
+    if described["StackStatus"] != "CREATE_COMPLETE":
+        raise ProvisionError(
+            f"template.yaml: stack ended {described['StackStatus']}: {described.get('StackStatusReason')}"
+        )
+    resources = {
+        r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""))
+        for r in cloudformation.describe_stack_resources(StackName=stack_id)["StackResources"]
+    }
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    deployment = Deployment(STACK_NAME, resources, outputs)
+    _apply_bucket_notifications(template, stack_id, deployment)
+    _hand_state_machines_to_interpreter(deployment)
+    return deployment
+
+
+def _hand_state_machines_to_interpreter(deployment: Deployment) -> None:
+    """moto's CloudFormation puts state machines in the plain Step Functions backend, but with
+    `execute_state_machine` the API serves the interpreter's backend: recreate them there under
+    the same name (so the same ARN) with the substituted definition."""
+    plain = stepfunctions_backends[DEFAULT_ACCOUNT_ID][_region()]
+    stepfunctions = boto3.client("stepfunctions")
+    for arn in deployment.of_type("AWS::StepFunctions::StateMachine").values():
+        machine = plain.describe_state_machine(arn)
+        stepfunctions.create_state_machine(
+            name=machine.name, definition=machine.definition, roleArn=machine.roleArn
+        )

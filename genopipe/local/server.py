@@ -1,0 +1,62 @@
+"""moto in server mode, in this process (so the local stack's patches apply to its backends)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import urllib.request
+
+from moto.server import ThreadedMotoServer
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+REGION = "us-east-1"
+
+
+class PortInUse(Exception):
+    pass
+
+
+def endpoint_url(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def point_sdk_at(port: int) -> None:
+    """Make every AWS SDK call of this process and its children go to the moto server."""
+    os.environ["AWS_ENDPOINT_URL"] = endpoint_url(port)
+    os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions interpreter calls Lambda here
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    # moto accepts any credentials; these keep the SDK from searching for real ones
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def start(port: int = DEFAULT_PORT) -> ThreadedMotoServer:
+    """Start the server on 127.0.0.1:`port`, configured to execute state machines."""
+    with socket.socket() as probe:
+        if probe.connect_ex((HOST, port)) == 0:
+            raise PortInUse(f"127.0.0.1:{port}: port already in use (another `genopipe local up`?)")
+    point_sdk_at(port)
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    request = urllib.request.Request(
+        f"{endpoint_url(port)}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        log.debug("moto config: %s", response.read().decode())
+    return server

@@ -1,0 +1,98 @@
+"""The local stack, assembled: moto server + in-process Lambdas + local Batch + the template's resources."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from moto.server import ThreadedMotoServer
+
+from genopipe.local import lambdas, server, waits
+from genopipe.local.batch import LocalBatch, SpotReclaims
+from genopipe.local.events import EventCapture
+from genopipe.local.executors import JobRunner, NativeRunner
+from genopipe.local.provision import Deployment, deploy
+from genopipe.local.template import translate
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    port: int = server.DEFAULT_PORT
+    executor: str = "native"
+    reclaim_rate: float = 0.0
+    seed: int = 0
+    wait_scale: float = waits.DEFAULT_FACTOR
+    events_file: Path | None = None
+    template: Path = field(default_factory=lambda: REPO_ROOT / "template.yaml")
+
+
+class StackError(Exception):
+    pass
+
+
+def make_runner(executor: str) -> JobRunner:
+    if executor == "native":
+        return NativeRunner()
+    if executor == "docker":
+        try:
+            from genopipe.local.docker import DockerRunner  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as error:
+            raise StackError(f"--executor docker: not available in this checkout ({error})") from error
+        return DockerRunner()  # type: ignore[no-any-return,unused-ignore]
+    raise StackError(f"--executor {executor}: expected native or docker")
+
+
+class LocalStack:
+    """`with LocalStack(options) as stack:` serves the whole pipeline on 127.0.0.1:<port>."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.runner = make_runner(options.executor)
+        self.batch = LocalBatch(
+            self.runner,
+            server.endpoint_url(options.port),
+            reclaims=SpotReclaims(options.reclaim_rate, options.seed),
+        )
+        self.events = EventCapture(options.events_file)
+        self._server: ThreadedMotoServer | None = None
+        self._deployment: Deployment | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return server.endpoint_url(self.options.port)
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            raise StackError("the local stack is not started")
+        return self._deployment
+
+    def start(self) -> LocalStack:
+        translated = translate(self.options.template)
+        self._server = server.start(self.options.port)
+        lambdas.install(translated.code_folders)
+        waits.install(self.options.wait_scale)
+        self.batch.install()
+        self._deployment = deploy(translated)
+        self.events.start()
+        return self
+
+    def stop(self) -> None:
+        self.events.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()

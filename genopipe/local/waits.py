@@ -1,0 +1,41 @@
+"""Scale down the waits of moto's Step Functions interpreter (Wait states, Retry intervals).
+
+On AWS a check loop that waits 30 s between DescribeJobs calls costs nothing; locally the same
+wait would dominate a one-minute sample. The ASL is unchanged: every wait it asks for is
+multiplied by `factor` (1.0 = real time).
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+DEFAULT_FACTOR = 0.05
+_original_wait_interval = WaitFunction._wait_interval
+_state = {"factor": 1.0}
+
+
+def _scaled_wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+    seconds = wait_seconds * _state["factor"]
+    if seconds > 0:
+        env.program_state_event.wait(seconds)  # an execution being stopped still interrupts it
+
+
+def install(factor: float = DEFAULT_FACTOR) -> None:
+    if factor <= 0:
+        raise ValueError(f"wait scale {factor}: must be > 0")
+    _state["factor"] = factor
+    WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+    # the retrier sleeps with `time.sleep(interval)` from its module's `time`
+    retrier_decl.time = SimpleNamespace(  # type: ignore[assignment]
+        sleep=lambda seconds: time.sleep(seconds * _state["factor"]), time=time.time
+    )
+
+
+def uninstall() -> None:
+    WaitFunction._wait_interval = _original_wait_interval  # type: ignore[method-assign]
+    retrier_decl.time = time
