@@ -189,6 +189,16 @@ def copy_prefix(source: S3Uri | str, destination: S3Uri | str) -> list[S3Uri]:
     return copied
 
 
+def copy(source: S3Uri | str, destination: S3Uri | str) -> S3Uri:
+    """Server-side copy of one object (multipart above the transfer threshold)."""
+    src, dst = _as_uri(source), _as_uri(destination)
+    try:
+        client().copy({"Bucket": src.bucket, "Key": src.key}, dst.bucket, dst.key, Config=_TRANSFER)
+    except ClientError as error:
+        raise _fail(src, error) from error
+    return dst
+
+
 def delete_prefix(prefix: S3Uri | str) -> int:
     """Delete every object under folder `prefix`; returns how many were deleted."""
     base = _as_uri(prefix).as_prefix()
