@@ -1,0 +1,62 @@
+"""Pure parts of the steps: stats parsers, filter expressions, names."""
+
+from __future__ import annotations
+
+from genopipe.s3 import S3Uri
+from genopipe.steps.align import read_group
+from genopipe.steps.call import soft_filters
+from genopipe.steps.qc import report_stem, trimmed_keys
+from genopipe.steps.reference import cache_root, plain_name
+from genopipe.steps.report import bcftools_stats_numbers, mean_depth, samtools_stats_numbers
+
+SAMTOOLS_STATS = """# This file was produced by samtools stats
+SN\traw total sequences:\t30000\t# excluding supplementary and secondary reads
+SN\treads mapped:\t29850
+SN\terror rate:\t2.1e-03\t# mismatches / bases mapped (cigar)
+"""
+
+BCFTOOLS_STATS = """# SN, Summary numbers:
+SN\t0\tnumber of samples:\t1
+SN\t0\tnumber of SNPs:\t118
+SN\t0\tnumber of indels:\t27
+# TSTV, transitions/transversions:
+TSTV\t0\t40\t78\t0.51\t40\t78\t0.51
+"""
+
+COVERAGE = """#rname\tstartpos\tendpos\tnumreads\tcovbases\tcoverage\tmeandepth\tmeanbaseq\tmeanmapq
+a\t1\t100\t10\t100\t100\t30\t35\t60
+b\t1\t300\t10\t300\t100\t10\t35\t60
+"""
+
+
+def test_samtools_stats_summary_numbers() -> None:
+    numbers = samtools_stats_numbers(SAMTOOLS_STATS)
+    assert numbers["raw total sequences"] == 30000
+    assert numbers["reads mapped"] == 29850
+    assert numbers["error rate"] == 0.0021
+
+
+def test_bcftools_stats_counts_and_titv() -> None:
+    assert bcftools_stats_numbers(BCFTOOLS_STATS) == (118, 27, round(40 / 78, 3))
+    assert bcftools_stats_numbers("") == (0, 0, None)
+
+
+def test_mean_depth_weights_contigs_by_length() -> None:
+    assert mean_depth(COVERAGE) == 15.0
+    assert mean_depth("#header only\n") == 0.0
+
+
+def test_soft_filters_depend_on_ploidy() -> None:
+    diploid, haploid = dict(soft_filters(2)), dict(soft_filters(1))
+    assert list(diploid) == ["LowQual", "LowDepth", "LowAltFrac"]
+    assert diploid["LowAltFrac"].endswith("< 0.15") and haploid["LowAltFrac"].endswith("< 0.5")
+    assert diploid["LowQual"] == "QUAL < 10"
+
+
+def test_names() -> None:
+    assert read_group("s1", 2) == "@RG\\tID:s1.L2\\tSM:s1\\tLB:s1\\tPL:ILLUMINA"
+    assert trimmed_keys("s1", 1) == ("trimmed/s1_L1_R1.fastq.gz", "trimmed/s1_L1_R2.fastq.gz")
+    assert report_stem("s1", 1, 1) == "s1" and report_stem("s1", 2, 3) == "s1_L2"
+    fasta = S3Uri("b", "refs/my genome.fa.gz")
+    assert plain_name(fasta) == "my genome.fa"
+    assert cache_root(fasta) == S3Uri("b", "refs/my genome.fa.gz.genopipe/")

@@ -1,0 +1,96 @@
+"""The shared step runner: parameters, threads, pipelines with pipefail semantics, tool versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from genopipe.s3 import S3Uri
+from genopipe.steps.base import Pipeline, StepError, StepParams, Tool, threads_available, tool_version
+
+READS = [{"r1": "s3://in/a b/x_R1.fastq.gz", "r2": "s3://in/a b/x_R2.fastq.gz"}]
+
+
+def params(**overrides: object) -> StepParams:
+    fields: dict[str, object] = {
+        "sample": "NA12878.lib-1_a",
+        "reads": json.dumps(READS),
+        "reference": "s3://refs/genome.fa.gz",
+        "staging": "s3://out/.staging/exec",
+    }
+    return StepParams.model_validate(fields | overrides)
+
+
+def test_params_parse_the_common_command_line() -> None:
+    p = params()
+    assert p.reads[0].r1 == S3Uri("in", "a b/x_R1.fastq.gz")
+    assert p.staging == S3Uri("out", ".staging/exec/")  # always a folder
+    assert (p.aligner, p.ploidy) == ("minimap2", 2)
+    assert params(aligner="bwa", ploidy=1).ploidy == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"sample": "a/b"},
+        {"sample": ""},
+        {"reads": "[]"},
+        {"reads": "not json"},
+        {"reads": json.dumps([{"r1": "/local/x.fq.gz", "r2": "s3://b/y"}])},
+        {"reference": "s3://bucket-only/"},
+        {"aligner": "bowtie2"},
+        {"ploidy": 3},
+    ],
+)
+def test_params_reject_bad_values(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        params(**overrides)
+
+
+def test_threads_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENOPIPE_THREADS", "3")
+    assert threads_available() == 3
+    monkeypatch.delenv("GENOPIPE_THREADS")
+    assert threads_available() >= 1
+    monkeypatch.setenv("GENOPIPE_THREADS", "many")
+    with pytest.raises(StepError, match="GENOPIPE_THREADS"):
+        threads_available()
+
+
+def run(tmp_path: Path, *commands: Tool | list[str], stdout: Path | None = None) -> None:
+    pipeline = Pipeline(commands, tmp_path / "logs", stdout=stdout).start()
+    pipeline.wait()
+
+
+def test_pipeline_streams_through_real_pipes(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    run(tmp_path, ["seq", "1", "100000"], ["awk", "$1 % 1000 == 0"], ["wc", "-l"], stdout=out)
+    assert out.read_text().strip() == "100"
+
+
+def test_any_failing_tool_fails_the_pipeline_with_its_stderr(tmp_path: Path) -> None:
+    failing = Tool(["sh", "-c", "cat >/dev/null; echo 'bad block at 42' >&2; exit 3"], "s3://b/in.bam")
+    with pytest.raises(StepError) as caught:
+        run(tmp_path, ["seq", "1", "1000"], failing, ["cat"])
+    assert caught.value.subject == "s3://b/in.bam"
+    assert "sh failed (exit 3): bad block at 42" in caught.value.problem
+
+
+def test_upstream_sigpipe_alone_is_not_a_failure_to_report_first(tmp_path: Path) -> None:
+    # `yes` dies of SIGPIPE when the failing reader stops: the reader's failure is what is reported
+    with pytest.raises(StepError, match="exit 4"):
+        run(tmp_path, ["yes"], Tool(["sh", "-c", "head -c 10 >/dev/null; exit 4"], "reader"))
+
+
+def test_missing_program_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StepError, match="not installed"):
+        run(tmp_path, ["seq", "3"], ["no-such-tool-genopipe"])
+
+
+def test_tool_version_is_the_exact_version_line() -> None:
+    assert tool_version("samtools").startswith("samtools 1.")
+    assert tool_version("bwa").startswith("0.7.")
+    assert tool_version("awk")[0].isalpha()
