@@ -1,0 +1,36 @@
+"""Submit one pipeline step as a Batch job; returns the job state the state machine carries."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from genopipe.aws import batch
+from genopipe.backoff import policy_from_env
+from genopipe.events import SubmitRequest
+from genopipe.jobs import job_spec, submitted
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+POLICY = policy_from_env(os.environ)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = SubmitRequest.model_validate(event)
+    logger.append_keys(sample=request.input.sample, step=request.step, capacity=request.capacity)
+    spec = job_spec(request)
+    job_id = batch.submit(spec)
+    logger.info("job submitted", extra={"job_id": job_id, "job_queue": spec.job_queue})
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    if request.replaces is not None:
+        metrics.add_metric(name="OnDemandFallbacks", unit=MetricUnit.Count, value=1)
+    return submitted(request, spec, job_id, POLICY).model_dump(mode="json")

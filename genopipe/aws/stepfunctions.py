@@ -1,0 +1,28 @@
+"""Step Functions StartExecution for the intake Lambda."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+else:
+    SFNClient = Any
+
+
+@functools.cache
+def client() -> SFNClient:
+    return boto3.client("stepfunctions")
+
+
+def start_execution(state_machine_arn: str, name: str, input_json: str) -> bool:
+    """Start it; False when an execution of that name already exists (a duplicate S3 event)."""
+    sfn = client()
+    try:
+        sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=input_json)
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return False
+    return True

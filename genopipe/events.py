@@ -1,0 +1,186 @@
+"""The models at the orchestration boundaries: the execution input, the per-step job state that the
+state machine carries between the submit and check Lambdas, the notify request, and the
+EventBridge detail of DESIGN.md ("Sample Completed" / "Sample Failed").
+
+Field names are the JSON names the ASL (`statemachine/pipeline.asl.json`) refers to: rename one
+here only together with the ASL.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Step = Literal["validate", "reference", "qc", "align", "call", "report"]
+STEPS: tuple[Step, ...] = ("validate", "reference", "qc", "align", "call", "report")
+Capacity = Literal["spot", "on-demand"]
+Aligner = Literal["minimap2", "bwa"]
+SAMPLE_PATTERN = r"^[A-Za-z0-9._-]+$"
+
+EVENT_SOURCE = "genopipe"
+DetailType = Literal["Sample Completed", "Sample Failed"]
+COMPLETED: DetailType = "Sample Completed"
+FAILED: DetailType = "Sample Failed"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Lane(_Model):
+    """One lane of paired reads, as s3:// URIs (the job steps' `--reads` JSON list holds these)."""
+
+    r1: str
+    r2: str
+
+
+class InputObject(_Model):
+    uri: str
+    etag: str
+
+
+class PipelineInput(_Model):
+    """The execution input: everything a job step and the notify Lambda need about one sample."""
+
+    sample: str = Field(pattern=SAMPLE_PATTERN)
+    reads: list[Lane] = Field(min_length=1)
+    reference: str
+    aligner: Aligner = "minimap2"
+    ploidy: Literal[1, 2] = 2
+    staging: str  # s3://<output bucket>/.staging/<execution name>/
+    output_bucket: str
+    inputs: list[InputObject]  # every input object with its ETag (provenance, and the execution name)
+    pipeline_version: str
+
+
+class AttemptUsage(_Model):
+    """One attempt of a Batch job: epoch milliseconds, as DescribeJobs reports them."""
+
+    started_at: int | None = None
+    stopped_at: int | None = None
+    status_reason: str | None = None
+    exit_code: int | None = None
+    log_stream: str | None = None
+
+
+class JobUsage(_Model):
+    """What a finished (or replaced) job consumed, for the cost estimate."""
+
+    job_id: str
+    capacity: Capacity
+    vcpus: int
+    attempts: list[AttemptUsage] = []
+
+
+class JobState(_Model):
+    """One step's Batch job as the state machine carries it (`$.jobs.<step>`)."""
+
+    step: Step
+    capacity: Capacity
+    job_id: str
+    job_name: str
+    job_queue: str
+    vcpus: int = 1
+    # a Batch status (SUBMITTED ... RUNNING, SUCCEEDED), or RECLAIMED: failed on Spot because the
+    # host was reclaimed after Batch's own retries, so the state machine resubmits it On-Demand
+    status: str = "SUBMITTED"
+    status_reason: str | None = None
+    wait_seconds: int = Field(ge=0)
+    attempts: list[AttemptUsage] = []
+    earlier: list[JobUsage] = []  # jobs this one replaced (a reclaimed Spot job)
+
+    def usage(self) -> list[JobUsage]:
+        own = JobUsage(job_id=self.job_id, capacity=self.capacity, vcpus=self.vcpus, attempts=self.attempts)
+        return [*self.earlier, own]
+
+
+class SubmitRequest(_Model):
+    step: Step
+    capacity: Capacity
+    job_queue: str
+    job_definition: str
+    input: PipelineInput
+    replaces: JobState | None = None
+
+
+class JobSpec(_Model):
+    """The arguments of Batch SubmitJob for one step."""
+
+    job_name: str
+    job_queue: str
+    job_definition: str
+    parameters: dict[str, str]
+    tags: dict[str, str] = {}
+
+
+class Failure(_Model):
+    """What the ASL's `<Step>Failed` Pass state records from a caught error."""
+
+    step: str
+    error: str
+    cause: str = ""
+
+
+class NotifyRequest(_Model):
+    outcome: Literal["SUCCEEDED", "FAILED"]
+    execution_arn: str
+    input: PipelineInput
+    jobs: dict[str, JobState] = {}
+    failure: Failure | None = None
+
+
+class Outputs(_Model):
+    bam: str
+    bai: str
+    vcf: str
+    tbi: str
+    report: str
+    manifest: str
+    summary: str
+
+
+class QcSummary(BaseModel):
+    """`summary.json` of the report step (extra keys are kept, not rejected)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    read_pairs: int | None = None
+    percent_mapped: float | None = None
+    mean_depth: float | None = None
+    snps: int | None = None
+    indels: int | None = None
+    titv: float | None = None
+
+
+class CostEstimate(_Model):
+    usd: float
+    spot_vcpu_hours: float
+    on_demand_vcpu_hours: float
+    spot_price_per_vcpu_hour: float
+    on_demand_price_per_vcpu_hour: float
+
+
+class ErrorDetail(_Model):
+    step: str
+    type: str
+    message: str
+
+
+class SampleEventDetail(_Model):
+    """The `detail` of a genopipe EventBridge event (DESIGN.md)."""
+
+    sample: str
+    execution_arn: str
+    status: Literal["SUCCEEDED", "FAILED"]
+    outputs: Outputs | None = None
+    qc: QcSummary | None = None
+    cost: CostEstimate | None = None
+    error: ErrorDetail | None = None
+    pipeline_version: str
+
+
+class SampleEvent(_Model):
+    source: str = EVENT_SOURCE
+    detail_type: DetailType
+    detail: SampleEventDetail

@@ -1,0 +1,166 @@
+"""Deciding, for one object that landed in the input bucket, which sample executions to start.
+
+No AWS in here: the bucket is reached through the `InputStore` port (genopipe.aws.input_store
+adapts S3). The execution name and input are functions of the inputs (bucket, keys, ETags) and
+the pipeline version only, so a duplicate or re-delivered S3 event starts nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from genopipe.events import Aligner, InputObject, Lane, PipelineInput
+from genopipe.pairing import SAMPLESHEET_NAME, folder_of, is_samplesheet, pair_sample, parse_fastq_key
+from genopipe.samplesheet import SampleSheet, SheetSample, parse_samplesheet
+
+EXECUTION_NAME_MAX = 80  # Step Functions: at most 80 characters of [A-Za-z0-9-_]
+STAGING_PREFIX = ".staging/"
+
+
+class InputStore(Protocol):
+    def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
+        """Keys directly under `folder` (not in sub-folders) -> their ETags."""
+        ...
+
+    def read_text(self, uri: str) -> str: ...
+
+    def etag(self, uri: str) -> str | None:
+        """The object's ETag, or None if it does not exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    output_bucket: str
+    reference: str
+    aligner: Aligner
+    pipeline_version: str
+    default_ploidy: int = 2
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    name: str
+    input: PipelineInput
+
+    def input_json(self) -> str:
+        # sorted keys, no whitespace: byte-identical for identical requests
+        return json.dumps(self.input.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class IntakeDecision:
+    requests: list[ExecutionRequest] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # why a sample cannot start yet
+    ignored: str | None = None  # why the key is not a pipeline input at all
+
+
+def execution_name(sample: str, bucket: str, inputs: list[InputObject], pipeline_version: str) -> str:
+    material = json.dumps(
+        {"bucket": bucket, "inputs": sorted((i.uri, i.etag) for i in inputs), "version": pipeline_version},
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(material.encode()).hexdigest()[:32]
+    readable = re.sub(r"[^A-Za-z0-9_-]", "-", sample)[: EXECUTION_NAME_MAX - len(digest) - 1]
+    return f"{readable}-{digest}"
+
+
+def _request(
+    sample: str,
+    bucket: str,
+    lanes: list[Lane],
+    inputs: list[InputObject],
+    ploidy: int,
+    settings: IntakeSettings,
+) -> ExecutionRequest:
+    name = execution_name(sample, bucket, inputs, settings.pipeline_version)
+    pipeline_input = PipelineInput(
+        sample=sample,
+        reads=lanes,
+        reference=settings.reference,
+        aligner=settings.aligner,
+        ploidy=ploidy,  # type: ignore[arg-type]  # validated by the model: 1 or 2
+        staging=f"s3://{settings.output_bucket}/{STAGING_PREFIX}{name}/",
+        output_bucket=settings.output_bucket,
+        inputs=sorted(inputs, key=lambda i: i.uri),
+        pipeline_version=settings.pipeline_version,
+    )
+    return ExecutionRequest(name, pipeline_input)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _from_sheet(
+    sheet: SampleSheet,
+    sheet_etag: str,
+    wanted: SheetSample | None,
+    store: InputStore,
+    listing: dict[str, str],
+    bucket: str,
+    settings: IntakeSettings,
+) -> IntakeDecision:
+    decision = IntakeDecision()
+    for sample in sheet.samples:
+        if wanted is not None and sample is not wanted:
+            continue
+        inputs = [InputObject(uri=sheet.uri, etag=sheet_etag)]
+        missing = []
+        for uri in (uri for lane in sample.lanes for uri in lane):
+            object_bucket, key = _split(uri)
+            etag = listing.get(key) if object_bucket == bucket and key in listing else store.etag(uri)
+            if etag is None:
+                missing.append(uri)
+            else:
+                inputs.append(InputObject(uri=uri, etag=etag))
+        if missing:
+            decision.waiting.append(f"{sheet.uri}: sample {sample.sample!r} waits for {', '.join(missing)}")
+            continue
+        lanes = [Lane(r1=r1, r2=r2) for r1, r2 in sample.lanes]
+        ploidy = sample.ploidy or settings.default_ploidy
+        decision.requests.append(_request(sample.sample, bucket, lanes, inputs, ploidy, settings))
+    return decision
+
+
+def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> IntakeDecision:
+    """What to start now that `s3://bucket/key` (already URL-decoded) exists.
+
+    Raises `PairingError` / `SamplesheetError` (one line naming the object and the problem) for
+    inputs that can never start.
+    """
+    uri = f"s3://{bucket}/{key}"
+    folder = folder_of(key)
+    if is_samplesheet(key):
+        listing = store.list_folder(bucket, folder)
+        sheet = parse_samplesheet(store.read_text(uri), uri)
+        etag = listing.get(key) or store.etag(uri) or ""
+        return _from_sheet(sheet, etag, None, store, listing, bucket, settings)
+
+    name = parse_fastq_key(key)
+    if name is None:
+        why = f"{uri}: matches no FASTQ pairing pattern and is not a {SAMPLESHEET_NAME}"
+        return IntakeDecision(ignored=why)
+    listing = store.list_folder(bucket, folder)
+    sheet_key = folder + SAMPLESHEET_NAME
+    if sheet_key in listing:
+        sheet = parse_samplesheet(store.read_text(f"s3://{bucket}/{sheet_key}"), f"s3://{bucket}/{sheet_key}")
+        for sample in sheet.samples:
+            if any(uri in lane for lane in sample.lanes):
+                # the sample sheet owns this file: it starts when all of the sample's rows exist
+                return _from_sheet(sheet, listing[sheet_key], sample, store, listing, bucket, settings)
+    paired = pair_sample(name, listing)
+    if paired is None:
+        return IntakeDecision(waiting=[f"{uri}: sample {name.sample!r} waits for its mate file(s)"])
+    lanes = [Lane(r1=f"s3://{bucket}/{r1}", r2=f"s3://{bucket}/{r2}") for r1, r2 in paired.lanes]
+    inputs = [
+        InputObject(uri=f"s3://{bucket}/{k}", etag=listing.get(k) or store.etag(f"s3://{bucket}/{k}") or "")
+        for k in paired.keys
+    ]
+    request = _request(paired.sample, bucket, lanes, inputs, settings.default_ploidy, settings)
+    return IntakeDecision(requests=[request])

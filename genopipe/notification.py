@@ -1,0 +1,166 @@
+"""The end of a sample: promote its staging prefix to `<sample>/` (docs/internals.md) and build the
+EventBridge event (DESIGN.md), or, on failure, drop the staging prefix and say what went wrong.
+
+No AWS in here: staging is reached through the `Staging` port, the bus through `EventBus`
+(genopipe.aws adapts both).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from genopipe.cost import Prices, estimate
+from genopipe.events import (
+    COMPLETED,
+    FAILED,
+    ErrorDetail,
+    Failure,
+    NotifyRequest,
+    Outputs,
+    QcSummary,
+    SampleEvent,
+    SampleEventDetail,
+)
+
+
+class PromotionError(Exception):
+    """The staging prefix lacks an output that a successful sample must have."""
+
+
+class Staging(Protocol):
+    def list_relative(self, prefix: str) -> list[str]:
+        """Keys under the s3:// `prefix`, relative to it."""
+        ...
+
+    def copy(self, source: str, destination: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+    def read_json(self, uri: str) -> Any: ...
+
+
+class EventBus(Protocol):
+    def put(self, event: SampleEvent) -> None: ...
+
+
+def required_outputs(sample: str) -> dict[str, str]:
+    """Outputs field -> key relative to `<sample>/` that every completed sample has."""
+    return {
+        "bam": f"{sample}.bam",
+        "bai": f"{sample}.bam.bai",
+        "vcf": f"{sample}.vcf.gz",
+        "tbi": f"{sample}.vcf.gz.tbi",
+        "report": "qc/multiqc_report.html",
+        "manifest": "manifest.json",
+        "summary": "qc/summary.json",
+    }
+
+
+def promoted_key(sample: str, relative: str) -> str | None:
+    """Where a staging key goes under `<sample>/`, or None if it stays behind (and is deleted)."""
+    if relative.startswith("qc/"):
+        return relative
+    if relative == "summary.json":
+        return "qc/summary.json"
+    if relative == "manifest.json" or relative in {
+        f"{sample}.bam",
+        f"{sample}.bam.bai",
+        f"{sample}.vcf.gz",
+        f"{sample}.vcf.gz.tbi",
+    }:
+        return relative
+    return None
+
+
+def promotion_plan(sample: str, staged: list[str], staging: str) -> dict[str, str]:
+    plan = {rel: dest for rel in staged if (dest := promoted_key(sample, rel)) is not None}
+    missing = sorted(set(required_outputs(sample).values()) - set(plan.values()))
+    if missing:
+        where = ", ".join(staging + _staged_name(m) for m in missing)
+        raise PromotionError(
+            f"{where}: missing after the report step succeeded; nothing was promoted "
+            f"(rerun the sample; if it happens again, the report step's log says why)"
+        )
+    return plan
+
+
+def _staged_name(promoted: str) -> str:
+    return "summary.json" if promoted == "qc/summary.json" else promoted
+
+
+def _detail_base(request: NotifyRequest) -> dict[str, Any]:
+    return {
+        "sample": request.input.sample,
+        "execution_arn": request.execution_arn,
+        "pipeline_version": request.input.pipeline_version,
+    }
+
+
+def _usage(request: NotifyRequest) -> list[Any]:
+    return [usage for job in request.jobs.values() for usage in job.usage()]
+
+
+def complete(request: NotifyRequest, staging: Staging, bus: EventBus, prices: Prices) -> SampleEvent:
+    pipeline = request.input
+    prefix = pipeline.staging if pipeline.staging.endswith("/") else pipeline.staging + "/"
+    destination = f"s3://{pipeline.output_bucket}/{pipeline.sample}/"
+    plan = promotion_plan(pipeline.sample, staging.list_relative(prefix), prefix)
+    qc = QcSummary.model_validate(staging.read_json(prefix + "summary.json"))
+    for relative, promoted in sorted(plan.items()):
+        staging.copy(prefix + relative, destination + promoted)
+    staging.delete_prefix(prefix)
+    outputs = Outputs(**{name: destination + key for name, key in required_outputs(pipeline.sample).items()})
+    event = SampleEvent(
+        detail_type=COMPLETED,
+        detail=SampleEventDetail(
+            **_detail_base(request),
+            status="SUCCEEDED",
+            outputs=outputs,
+            qc=qc,
+            cost=estimate(_usage(request), prices),
+        ),
+    )
+    bus.put(event)
+    return event
+
+
+def describe_failure(failure: Failure | None) -> ErrorDetail:
+    """The step, the error type and a message a person can act on, from a caught error."""
+    if failure is None:
+        return ErrorDetail(step="unknown", type="Unknown", message="failed with no error record")
+    error_type, message = failure.error, failure.cause
+    try:
+        cause = json.loads(failure.cause)
+    except (json.JSONDecodeError, TypeError):
+        cause = None
+    if isinstance(cause, dict):  # a Lambda error: {"errorType", "errorMessage", "stackTrace"}
+        error_type = str(cause.get("errorType") or error_type)
+        message = str(cause.get("errorMessage") or message)
+    if error_type == "States.Timeout":
+        message = f"the {failure.step} step timed out; {message}".rstrip("; ")
+    message = message or f"{error_type} in the {failure.step} step"
+    return ErrorDetail(step=failure.step, type=error_type, message=message)
+
+
+def fail(request: NotifyRequest, staging: Staging, bus: EventBus, prices: Prices) -> SampleEvent:
+    pipeline = request.input
+    prefix = pipeline.staging if pipeline.staging.endswith("/") else pipeline.staging + "/"
+    staging.delete_prefix(prefix)
+    event = SampleEvent(
+        detail_type=FAILED,
+        detail=SampleEventDetail(
+            **_detail_base(request),
+            status="FAILED",
+            cost=estimate(_usage(request), prices),
+            error=describe_failure(request.failure),
+        ),
+    )
+    bus.put(event)
+    return event
+
+
+def announce(request: NotifyRequest, staging: Staging, bus: EventBus, prices: Prices) -> SampleEvent:
+    if request.outcome == "SUCCEEDED":
+        return complete(request, staging, bus, prices)
+    return fail(request, staging, bus, prices)
