@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,3 +179,50 @@ def test_bad_arguments_exit_2(buckets: None, capsys: pytest.CaptureFixture[str])
     assert "--sample" in capsys.readouterr().err
     assert job("qc", "s", reads, S3Uri(INPUT, "r.fa"), S3Uri(OUTPUT, ".staging/x/"), ploidy="3") == 2
     assert "--ploidy" in capsys.readouterr().err
+
+
+def split_lanes(fastq_gz: Path, out_dir: Path, mate: int) -> list[Path]:
+    """Two lanes from one file: alternate records (so both lanes cover the whole genome)."""
+    lanes = [out_dir / f"L{n}_R{mate}.fastq.gz" for n in (1, 2)]
+    with (
+        gzip.open(fastq_gz, "rt") as source,
+        gzip.open(lanes[0], "wt", compresslevel=1) as first,
+        gzip.open(lanes[1], "wt", compresslevel=1) as second,
+    ):
+        for index, line in enumerate(source):
+            (first if (index // 4) % 2 == 0 else second).write(line)
+    return lanes
+
+
+def test_two_lanes_with_bwa_are_merged_into_one_bam(
+    buckets: None, simulated: SimulatedSample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r1s, r2s = split_lanes(simulated.r1, tmp_path, 1), split_lanes(simulated.r2, tmp_path, 2)
+    reads = []
+    for lane, (r1, r2) in enumerate(zip(r1s, r2s, strict=True), start=1):
+        uris = S3Uri(INPUT, f"lanes/s_L{lane}_R1.fastq.gz"), S3Uri(INPUT, f"lanes/s_L{lane}_R2.fastq.gz")
+        s3.upload(r1, uris[0])
+        s3.upload(r2, uris[1])
+        reads.append({"r1": str(uris[0]), "r2": str(uris[1])})
+    reference = S3Uri(INPUT, "refs/sim.fa")
+    s3.upload(simulated.reference, reference)
+    staging = S3Uri(OUTPUT, ".staging/lanes/")
+    for step in CHAIN:
+        code = job(step, "s", reads, reference, staging, aligner="bwa")
+        assert code == 0, f"{step}: {capsys.readouterr().err}"
+
+    reference_json = s3.read_json(staging.join("reference.json"))
+    assert reference_json["bwa"] and any(name.endswith(".bwt") for name in reference_json["built"])
+    keys = {item.uri.relative_to(staging) for item in s3.list_prefix(staging)}
+    assert {"qc/s_L1.fastp.json", "qc/s_L2.fastp.html", "trimmed/s_L2_R1.fastq.gz"} <= keys
+    bam = s3.download(staging.join("s.bam"), tmp_path / "s.bam")
+    header = subprocess.run(["samtools", "view", "-H", str(bam)], capture_output=True, text=True, check=True)
+    groups = [line for line in header.stdout.splitlines() if line.startswith("@RG")]
+    assert len(groups) == 2 and all("SM:s" in line for line in groups)
+    assert any(line.startswith("@PG\tID:bwa") for line in header.stdout.splitlines())
+    assert s3.read_json(staging.join("summary.json"))["read_pairs"] == simulated.read_pairs
+    vcf = s3.download(staging.join("s.vcf.gz"), tmp_path / "s.vcf.gz")
+    result = evaluate(vcf, simulated.truth_vcf, simulated.reference)
+    assert result.snp.recall is not None and result.snp.recall >= 0.98, result.summary()
+    assert result.snp.precision is not None and result.snp.precision >= 0.98, result.summary()
+    assert s3.read_json(staging.join("versions/align.json"))["bwa"].startswith("0.7.")
