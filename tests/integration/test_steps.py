@@ -226,3 +226,22 @@ def test_two_lanes_with_bwa_are_merged_into_one_bam(
     assert result.snp.recall is not None and result.snp.recall >= 0.98, result.summary()
     assert result.snp.precision is not None and result.snp.precision >= 0.98, result.summary()
     assert s3.read_json(staging.join("versions/align.json"))["bwa"].startswith("0.7.")
+
+
+def test_reference_problems_name_the_fasta(
+    buckets: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reads = [{"r1": "s3://genopipe-input/a_R1.fq.gz", "r2": "s3://genopipe-input/a_R2.fq.gz"}]
+    staging = S3Uri(OUTPUT, ".staging/ref/")
+    missing = S3Uri(INPUT, "refs/missing.fa")
+    assert job("reference", "a", reads, missing, staging) == 1
+    assert capsys.readouterr().err.strip() == f"genopipe reference: {missing}: no such object"
+
+    broken = tmp_path / "broken.fa"
+    broken.write_text(">c1\nACGTACGT\nACG\nACGTACGT\n")  # a short line inside a sequence
+    s3.upload(broken, S3Uri(INPUT, "refs/broken.fa"))
+    assert job("reference", "a", reads, S3Uri(INPUT, "refs/broken.fa"), staging) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"genopipe reference: s3://{INPUT}/refs/broken.fa: samtools failed")
+    assert not s3.exists(staging.join("reference.json"))
