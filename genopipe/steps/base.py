@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -293,6 +294,7 @@ def scratch_root() -> Path | None:
 def execute(name: str, params: StepParams, body: Callable[[Step], None]) -> int:
     """Run one step; returns the exit code (0, or 1 after printing the one-line error)."""
     scratch = Path(tempfile.mkdtemp(prefix=f"genopipe-{name}-", dir=scratch_root()))
+    _stop_on_sigterm(params.staging)
     try:
         step = Step(name=name, params=params, scratch=scratch, threads=threads_available())
         body(step)
@@ -308,6 +310,17 @@ def execute(name: str, params: StepParams, body: Callable[[Step], None]) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 1
+
+
+def _stop_on_sigterm(staging: S3Uri) -> None:
+    """Batch sends SIGTERM before killing a job (e.g. a Spot reclaim): stop the tools, clean up."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise StepError(staging, f"interrupted by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _fail(step: str, subject: str, problem: str) -> None:

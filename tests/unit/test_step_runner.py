@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +98,24 @@ def test_tool_version_is_the_exact_version_line() -> None:
     assert tool_version("samtools").startswith("samtools 1.")
     assert tool_version("bwa").startswith("0.7.")
     assert tool_version("awk")[0].isalpha()
+
+
+def test_sigterm_stops_the_tools_and_removes_scratch(tmp_path: Path) -> None:
+    # a step whose tool would run for a minute; Batch's SIGTERM must end it promptly and cleanly
+    script = f"""
+import os, sys
+os.environ["GENOPIPE_SCRATCH"] = {str(tmp_path)!r}
+from genopipe.steps.base import StepParams, execute
+p = StepParams.model_validate({{"sample": "s", "reads": {json.dumps(json.dumps(READS))},
+    "reference": "s3://r/g.fa", "staging": "s3://o/.staging/e/"}})
+sys.exit(execute("align", p, lambda step: step.pipe(["sleep", "60"])))
+"""
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not any(tmp_path.glob("genopipe-align-*/logs/*sleep*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 1
+    assert err.strip() == "genopipe align: s3://o/.staging/e/: interrupted by signal 15"
+    assert list(tmp_path.iterdir()) == []
