@@ -50,9 +50,9 @@ call() {
   bcftools mpileup -f "$ref" -a FORMAT/AD,FORMAT/DP -q 20 -d 10000 -Ou "$out/$sample.bam" 2>"$out/tmp/mpileup.log" |
     bcftools call -m -v --ploidy "$ploidy" -Ou |
     bcftools norm -f "$ref" -m -any -Ou 2>"$out/tmp/norm.log" |
-    bcftools filter -m + -s LowQual -e 'QUAL < 20' -Ou |
+    bcftools filter -m + -s LowQual -e 'QUAL < 10' -Ou |
     bcftools filter -m + -s LowDepth -e 'FMT/DP < 5' -Ou |
-    bcftools filter -m + -s LowAltFrac -e "$alt_fraction < 0.25" -Ov |
+    bcftools filter -m + -s LowAltFrac -e "$alt_fraction < 0.15" -Ov |
     bgzip -@ "$threads" -c >"$out/$sample.vcf.gz"
   tabix -p vcf "$out/$sample.vcf.gz"
 }
