@@ -20,7 +20,7 @@ def vcpu_hours(job: JobUsage) -> float:
     millis = sum(
         max(0, attempt.stopped_at - attempt.started_at)
         for attempt in job.attempts
-        if attempt.started_at and attempt.stopped_at
+        if attempt.started_at is not None and attempt.stopped_at is not None
     )
     return job.vcpus * millis / 3_600_000
 

@@ -1,0 +1,291 @@
+"""Intake decisions, job state transitions, cost and notification, with in-memory ports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from genopipe.backoff import PollingPolicy
+from genopipe.cost import Prices, estimate
+from genopipe.events import (
+    AttemptUsage,
+    Failure,
+    JobState,
+    JobUsage,
+    Lane,
+    NotifyRequest,
+    PipelineInput,
+    SampleEvent,
+    SubmitRequest,
+)
+from genopipe.intake import IntakeSettings, execution_name, plan
+from genopipe.jobs import DescribedJob, JobFailed, advance, job_spec, submitted
+from genopipe.notification import PromotionError, announce, describe_failure
+
+SETTINGS = IntakeSettings(
+    output_bucket="out", reference="s3://ref/genome.fa", aligner="minimap2", pipeline_version="9.9"
+)
+POLICY = PollingPolicy(initial_seconds=10, max_seconds=5120)
+
+
+class MemoryStore:
+    def __init__(self, objects: dict[str, tuple[str, str]]) -> None:
+        self.objects = objects  # uri -> (etag, text)
+
+    def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
+        prefix = f"s3://{bucket}/{folder}"
+        return {
+            uri[len(f"s3://{bucket}/") :]: etag
+            for uri, (etag, _) in self.objects.items()
+            if uri.startswith(prefix) and "/" not in uri[len(prefix) :]
+        }
+
+    def read_text(self, uri: str) -> str:
+        return self.objects[uri][1]
+
+    def etag(self, uri: str) -> str | None:
+        return self.objects[uri][0] if uri in self.objects else None
+
+
+def test_pairing_starts_once_both_mates_exist_with_a_deterministic_name_and_input() -> None:
+    store = MemoryStore({"s3://in/run/S1_R1.fastq.gz": ("e1", "")})
+    waiting = plan("in", "run/S1_R1.fastq.gz", store, SETTINGS)
+    assert waiting.requests == [] and "waits for its mate" in waiting.waiting[0]
+    store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e2", "")
+    first = plan("in", "run/S1_R2.fastq.gz", store, SETTINGS)
+    again = plan("in", "run/S1_R1.fastq.gz", store, SETTINGS)
+    (request,) = first.requests
+    assert again.requests[0].name == request.name and again.requests[0].input_json() == request.input_json()
+    assert request.name.startswith("S1-") and len(request.name) <= 80
+    assert request.input.reads == [Lane(r1="s3://in/run/S1_R1.fastq.gz", r2="s3://in/run/S1_R2.fastq.gz")]
+    assert request.input.staging == f"s3://out/.staging/{request.name}/"
+    # a new ETag (the file was replaced) is a new execution
+    store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e3", "")
+    assert plan("in", "run/S1_R2.fastq.gz", store, SETTINGS).requests[0].name != request.name
+
+
+def test_execution_name_fits_step_functions_rules() -> None:
+    name = execution_name("a.very.long.sample." + "x" * 100, "b", [], "1")
+    assert len(name) <= 80
+    assert all(c.isalnum() or c in "-_" for c in name)
+
+
+def test_unmatched_key_is_ignored() -> None:
+    decision = plan("in", "run/readme.txt", MemoryStore({}), SETTINGS)
+    assert decision.ignored and "matches no FASTQ pairing pattern" in decision.ignored
+
+
+def test_samplesheet_starts_samples_whose_files_exist_and_owns_its_files() -> None:
+    sheet = "sample,fastq_1,fastq_2,ploidy\nA,A_1.fq.gz,A_2.fq.gz,1\nB,B_1.fq.gz,B_2.fq.gz,\n"
+    store = MemoryStore(
+        {
+            "s3://in/r/samplesheet.csv": ("es", sheet),
+            "s3://in/r/A_1.fq.gz": ("a1", ""),
+            "s3://in/r/A_2.fq.gz": ("a2", ""),
+            "s3://in/r/B_1.fq.gz": ("b1", ""),
+        }
+    )
+    decision = plan("in", "r/samplesheet.csv", store, SETTINGS)
+    assert [r.input.sample for r in decision.requests] == ["A"]
+    assert decision.requests[0].input.ploidy == 1
+    assert "s3://in/r/samplesheet.csv" in {i.uri for i in decision.requests[0].input.inputs}
+    assert "sample 'B' waits for s3://in/r/B_2.fq.gz" in decision.waiting[0]
+    store.objects["s3://in/r/B_2.fq.gz"] = ("b2", "")
+    late = plan("in", "r/B_2.fq.gz", store, SETTINGS)
+    assert [(r.input.sample, r.input.ploidy) for r in late.requests] == [("B", 2)]
+
+
+def _request(capacity: str = "spot", replaces: JobState | None = None) -> SubmitRequest:
+    pipeline = PipelineInput(
+        sample="S1",
+        reads=[Lane(r1="s3://in/S1_R1.fastq.gz", r2="s3://in/S1_R2.fastq.gz")],
+        reference="s3://ref/genome.fa",
+        staging="s3://out/.staging/S1-abc/",
+        output_bucket="out",
+        inputs=[],
+        pipeline_version="9.9",
+    )
+    return SubmitRequest.model_validate(
+        {
+            "step": "align",
+            "capacity": capacity,
+            "job_queue": "q",
+            "job_definition": "d",
+            "input": pipeline,
+            "replaces": replaces,
+        }
+    )
+
+
+def test_job_spec_fills_the_internals_parameters() -> None:
+    spec = job_spec(_request())
+    assert spec.job_name == "S1-align"
+    assert spec.parameters["ploidy"] == "2" and spec.parameters["aligner"] == "minimap2"
+    assert json.loads(spec.parameters["reads"]) == [
+        {"r1": "s3://in/S1_R1.fastq.gz", "r2": "s3://in/S1_R2.fastq.gz"}
+    ]
+
+
+def _described(
+    status: str, reason: str | None = None, attempts: list[dict[str, Any]] | None = None
+) -> DescribedJob:
+    return DescribedJob.model_validate(
+        {
+            "jobId": "j1",
+            "jobName": "S1-align",
+            "status": status,
+            "statusReason": reason,
+            "attempts": attempts or [],
+            "container": {"resourceRequirements": [{"type": "VCPU", "value": "8"}]},
+        }
+    )
+
+
+def test_check_backs_off_while_running_and_records_usage_on_success() -> None:
+    state = submitted(_request(), job_spec(_request()), "j1", POLICY)
+    assert state.wait_seconds == 10
+    running = advance(state, _described("RUNNING"), POLICY)
+    assert (running.status, running.wait_seconds) == ("RUNNING", 20)
+    done = advance(
+        running, _described("SUCCEEDED", attempts=[{"startedAt": 0, "stoppedAt": 3_600_000}]), POLICY
+    )
+    assert done.status == "SUCCEEDED" and done.vcpus == 8 and done.attempts[0].stopped_at == 3_600_000
+
+
+def test_spot_reclaim_is_reported_and_failure_raises_an_actionable_error() -> None:
+    state = submitted(_request(), job_spec(_request()), "j1", POLICY)
+    reclaim = [
+        {"statusReason": "Host EC2 (instance i-0abc) terminated.", "container": {"logStreamName": "s/1"}}
+    ]
+    assert advance(
+        state, _described("FAILED", "Host EC2 (instance i-0abc) terminated.", reclaim), POLICY
+    ).status == ("RECLAIMED")
+    on_demand = submitted(_request("on-demand", state), job_spec(_request()), "j2", POLICY)
+    assert [u.job_id for u in on_demand.usage()] == ["j1", "j2"]
+    crashed = [
+        {
+            "statusReason": "Essential container in task exited",
+            "container": {"exitCode": 1, "logStreamName": "genopipe-align/default/abc"},
+        }
+    ]
+    with pytest.raises(JobFailed) as caught:
+        advance(on_demand, _described("FAILED", "Essential container in task exited", crashed), POLICY)
+    message = str(caught.value)
+    assert (
+        "align job S1-align (j1) failed on on-demand capacity: Essential container in task exited" in message
+    )
+    assert "exit code 1" in message and "/aws/batch/job stream genopipe-align/default/abc" in message
+
+
+def test_cost_prices_each_attempt_at_the_capacity_it_ran_on() -> None:
+    hour = [AttemptUsage(started_at=0, stopped_at=3_600_000)]
+    jobs = [
+        JobUsage(job_id="a", capacity="spot", vcpus=4, attempts=hour),
+        JobUsage(job_id="b", capacity="on-demand", vcpus=2, attempts=[*hour, AttemptUsage(started_at=5)]),
+    ]
+    cost = estimate(jobs, Prices(spot_per_vcpu_hour=0.01, on_demand_per_vcpu_hour=0.05))
+    assert (cost.spot_vcpu_hours, cost.on_demand_vcpu_hours) == (4.0, 2.0)
+    assert cost.usd == pytest.approx(4 * 0.01 + 2 * 0.05)
+
+
+class MemoryStaging:
+    def __init__(self, objects: dict[str, Any]) -> None:
+        self.objects = objects
+
+    def list_relative(self, prefix: str) -> list[str]:
+        return [uri[len(prefix) :] for uri in self.objects if uri.startswith(prefix)]
+
+    def copy(self, source: str, destination: str) -> None:
+        self.objects[destination] = self.objects[source]
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [uri for uri in self.objects if uri.startswith(prefix)]
+        for uri in doomed:
+            del self.objects[uri]
+        return len(doomed)
+
+    def read_json(self, uri: str) -> Any:
+        return self.objects[uri]
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self.events: list[SampleEvent] = []
+
+    def put(self, event: SampleEvent) -> None:
+        self.events.append(event)
+
+
+STAGING = "s3://out/.staging/S1-abc/"
+STAGED = [
+    "S1.bam",
+    "S1.bam.bai",
+    "S1.vcf.gz",
+    "S1.vcf.gz.tbi",
+    "qc/multiqc_report.html",
+    "qc/S1.fastp.json",
+    "manifest.json",
+    "validate.json",
+    "trimmed/S1_L1_R1.fastq.gz",
+    "versions/align.json",
+]
+
+
+def _notify(outcome: str, failure: Failure | None = None) -> NotifyRequest:
+    return NotifyRequest(outcome=outcome, execution_arn="arn:x", input=_request().input, failure=failure)  # type: ignore[arg-type]
+
+
+def test_success_promotes_only_promotable_keys_and_reports_qc() -> None:
+    objects: dict[str, Any] = {STAGING + key: key for key in STAGED}
+    objects[STAGING + "summary.json"] = {"read_pairs": 1000, "percent_mapped": 99.5, "snps": 7, "titv": 2.1}
+    staging, bus = MemoryStaging(objects), MemoryBus()
+    event = announce(_notify("SUCCEEDED"), staging, bus, Prices(0.01, 0.05))
+    assert bus.events == [event] and event.detail_type == "Sample Completed"
+    assert sorted(staging.objects) == sorted(
+        f"s3://out/S1/{k}"
+        for k in [
+            "S1.bam",
+            "S1.bam.bai",
+            "S1.vcf.gz",
+            "S1.vcf.gz.tbi",
+            "qc/multiqc_report.html",
+            "qc/S1.fastp.json",
+            "manifest.json",
+            "qc/summary.json",
+        ]
+    )
+    assert event.detail.outputs is not None and event.detail.outputs.bam == "s3://out/S1/S1.bam"
+    assert event.detail.qc is not None and event.detail.qc.read_pairs == 1000
+
+
+def test_success_with_missing_outputs_promotes_nothing() -> None:
+    objects: dict[str, Any] = {STAGING + "S1.bam": "x"}
+    staging = MemoryStaging(objects)
+    with pytest.raises(PromotionError, match=r"s3://out/.staging/S1-abc/S1.bam.bai.*nothing was promoted"):
+        announce(_notify("SUCCEEDED"), staging, MemoryBus(), Prices(0.01, 0.05))
+    assert list(staging.objects) == [STAGING + "S1.bam"]
+
+
+def test_failure_drops_staging_and_explains_the_lambda_error() -> None:
+    cause = json.dumps(
+        {"errorType": "JobFailed", "errorMessage": "align job S1-align (j1) failed: exit code 1"}
+    )
+    staging, bus = MemoryStaging({STAGING + "S1.bam": "x"}), MemoryBus()
+    event = announce(
+        _notify("FAILED", Failure(step="align", error="JobFailed", cause=cause)),
+        staging,
+        bus,
+        Prices(0.01, 0.05),
+    )
+    assert staging.objects == {}
+    assert event.detail_type == "Sample Failed" and event.detail.error is not None
+    assert event.detail.error.model_dump() == {
+        "step": "align",
+        "type": "JobFailed",
+        "message": "align job S1-align (j1) failed: exit code 1",
+    }
+    assert describe_failure(Failure(step="qc", error="States.Timeout", cause="")).message.startswith(
+        "the qc step timed out"
+    )

@@ -1,0 +1,113 @@
+"""Which objects form a sample: file-name pairing and nf-core sample sheets."""
+
+from __future__ import annotations
+
+import pytest
+
+from genopipe.pairing import PairingError, is_samplesheet, pair_sample, parse_fastq_key
+from genopipe.samplesheet import SamplesheetError, parse_samplesheet
+
+
+@pytest.mark.parametrize(
+    "key, sample, lane, read",
+    [
+        ("a/NA12878_R1.fastq.gz", "NA12878", "", 1),
+        ("a/NA12878_R2.fq.gz", "NA12878", "", 2),
+        ("x_1.fq.gz", "x", "", 1),
+        ("run/s.1_2.fastq.gz", "s.1", "", 2),
+        ("run/HG002_S7_L002_R1_001.fastq.gz", "HG002", "S7_L002", 1),
+    ],
+)
+def test_recognised_names(key: str, sample: str, lane: str, read: int) -> None:
+    name = parse_fastq_key(key)
+    assert name is not None
+    assert (name.sample, name.lane, name.read) == (sample, lane, read)
+
+
+@pytest.mark.parametrize("key", ["a/reads.fastq.gz", "a/x_R3.fastq.gz", "a/x_R1.fastq", "a/notes.txt"])
+def test_unrecognised_names(key: str) -> None:
+    assert parse_fastq_key(key) is None
+
+
+def test_bad_sample_name_is_named_in_the_error() -> None:
+    with pytest.raises(PairingError, match=r"a/bad name_R1.fastq.gz: sample name 'bad name'"):
+        parse_fastq_key("a/bad name_R1.fastq.gz")
+
+
+def test_pair_waits_for_mate_then_pairs_within_the_folder() -> None:
+    r1 = parse_fastq_key("run/S1_R1.fastq.gz")
+    assert r1 is not None
+    assert pair_sample(r1, ["run/S1_R1.fastq.gz", "other/S1_R2.fastq.gz"]) is None
+    paired = pair_sample(r1, ["run/S1_R1.fastq.gz", "run/S1_R2.fastq.gz", "run/S2_R1.fastq.gz"])
+    assert paired is not None
+    assert paired.lanes == (("run/S1_R1.fastq.gz", "run/S1_R2.fastq.gz"),)
+
+
+def test_illumina_lanes_are_one_sample_in_lane_order() -> None:
+    keys = [f"r/HG_S1_L00{lane}_R{read}_001.fastq.gz" for lane in (2, 1) for read in (1, 2)]
+    trigger = parse_fastq_key(keys[0])
+    assert trigger is not None
+    paired = pair_sample(trigger, keys)
+    assert paired is not None
+    assert [r1 for r1, _ in paired.lanes] == ["r/HG_S1_L001_R1_001.fastq.gz", "r/HG_S1_L002_R1_001.fastq.gz"]
+    trigger3 = parse_fastq_key("r/HG_S1_L003_R1_001.fastq.gz")
+    assert trigger3 is not None
+    assert pair_sample(trigger3, keys) is None  # lane 3 has no R2 yet
+
+
+def test_two_r1_files_for_one_sample_are_rejected() -> None:
+    trigger = parse_fastq_key("r/S_R1.fastq.gz")
+    assert trigger is not None
+    with pytest.raises(PairingError, match="already has R1"):
+        pair_sample(trigger, ["r/S_R1.fastq.gz", "r/S_R1.fq.gz", "r/S_R2.fastq.gz"])
+
+
+def test_samplesheet_name() -> None:
+    assert is_samplesheet("runs/samplesheet.csv") and not is_samplesheet("runs/samplesheet.csv.bak")
+
+
+SHEET = "s3://in/runs/samplesheet.csv"
+
+
+def test_samplesheet_rows_become_samples_with_lanes_and_ploidy() -> None:
+    text = (
+        "sample,fastq_1,fastq_2,ploidy\n"
+        "A,A_L1_1.fq.gz,A_L1_2.fq.gz,1\n"
+        "B,s3://other/B_R1.fastq.gz,s3://other/B_R2.fastq.gz,\n"
+        "A,sub/A_L2_1.fq.gz,sub/A_L2_2.fq.gz,1\n"
+    )
+    sheet = parse_samplesheet(text, SHEET)
+    a, b = sheet.samples
+    assert a.sample == "A" and a.ploidy == 1
+    assert a.lanes == (
+        ("s3://in/runs/A_L1_1.fq.gz", "s3://in/runs/A_L1_2.fq.gz"),
+        ("s3://in/runs/sub/A_L2_1.fq.gz", "s3://in/runs/sub/A_L2_2.fq.gz"),
+    )
+    assert b.ploidy is None and b.lanes[0][0] == "s3://other/B_R1.fastq.gz"
+    assert sheet.uses("s3://in/runs/sub/A_L2_2.fq.gz")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("sample,fastq_1\nA,a.fq.gz\n", "row 1: missing column(s) fastq_2"),
+        ("sample,fastq_1,fastq_2\nA,a_1.fq.gz,\n", "row 2: fastq_2 is empty"),
+        ("sample,fastq_1,fastq_2\nA,a_1.fq.gz,a_2.fq.gz\n,b_1.fq.gz,b_2.fq.gz\n", "row 3: sample is empty"),
+        ("sample,fastq_1,fastq_2\nA,a_1.bam,a_2.fq.gz\n", "row 2: fastq_1 'a_1.bam' does not end in"),
+        (
+            "sample,fastq_1,fastq_2\nA,/data/a_1.fq.gz,a_2.fq.gz\n",
+            "row 2: '/data/a_1.fq.gz' must be an s3://",
+        ),
+        ("sample,fastq_1,fastq_2,ploidy\nA,a_1.fq.gz,a_2.fq.gz,3\n", "row 2: ploidy '3' must be 1 or 2"),
+        (
+            "sample,fastq_1,fastq_2\nA,a_1.fq.gz,a_2.fq.gz\nB,a_1.fq.gz,b_2.fq.gz\n",
+            "row 3: 'a_1.fq.gz' is already",
+        ),
+        ("sample,fastq_1,fastq_2\n", "no samples"),
+    ],
+)
+def test_samplesheet_errors_name_file_and_row(text: str, message: str) -> None:
+    with pytest.raises(SamplesheetError) as caught:
+        parse_samplesheet(text, SHEET)
+    assert str(caught.value).startswith(SHEET + ": ")
+    assert message in str(caught.value)
