@@ -5,13 +5,18 @@
 #
 #   plain_pipeline.sh R1 R2 REFERENCE SAMPLE THREADS OUTDIR TIMINGS_TSV
 #
-# $BENCH_HELPERS holds fastq_pair_check.awk (written by step_chain.py from genopipe.steps.validate,
-# so the check is the very same program) and $MULTIQC the multiqc program. Appends "<stage>\t<seconds>" lines to TIMINGS_TSV.
+# $BENCH_HELPERS holds fastq_pair_check.awk, call_filters.tsv and settings.sh, written by
+# step_chain.py from genopipe.steps (so the check, the filters and the settings are the steps'
+# own); $MULTIQC is the multiqc program. Appends "<stage>\t<seconds>" lines to TIMINGS_TSV.
 set -euo pipefail
 
 r1=$1 r2=$2 reference=$3 sample=$4 threads=$5 out=$6 timings=$7
 mkdir -p "$out/ref" "$out/trimmed" "$out/qc" "$out/tmp"
 ref="$out/ref/$(basename "${reference%.gz}")"
+# shellcheck source=/dev/null
+source "$BENCH_HELPERS/settings.sh"
+mapfile -t filter_names < <(cut -f1 "$BENCH_HELPERS/call_filters.tsv")
+mapfile -t filter_expressions < <(cut -f2 "$BENCH_HELPERS/call_filters.tsv")
 
 validate() {
   pigz -dc "$r1" | awk -v r2="pigz -dc '$r2'" -f "$BENCH_HELPERS/fastq_pair_check.awk" >"$out/verdict.txt"
@@ -31,7 +36,7 @@ prepare_reference() {
 qc() {
   fastp --in1 "$r1" --in2 "$r2" \
     --out1 "$out/trimmed/${sample}_L1_R1.fastq.gz" --out2 "$out/trimmed/${sample}_L1_R2.fastq.gz" \
-    --compression 1 --detect_adapter_for_pe --thread "$threads" \
+    --compression "$TRIMMED_COMPRESSION" --detect_adapter_for_pe --thread "$threads" \
     --json "$out/qc/$sample.fastp.json" --html "$out/qc/$sample.fastp.html" \
     --report_title "$sample fastp report" 2>"$out/tmp/fastp.log"
 }
@@ -40,19 +45,26 @@ align() {
   minimap2 -ax sr -t "$threads" -R "@RG\tID:$sample.L1\tSM:$sample\tLB:$sample\tPL:ILLUMINA" "$ref.mmi" \
     "$out/trimmed/${sample}_L1_R1.fastq.gz" "$out/trimmed/${sample}_L1_R2.fastq.gz" 2>"$out/tmp/minimap2.log" |
     samtools fixmate -m -u -@ "$threads" - - |
-    samtools sort -u -@ "$threads" -m 512M -T "$out/tmp/sort" - |
+    samtools sort -u -@ "$threads" -m "$SORT_MEMORY_PER_THREAD" -T "$out/tmp/sort" - |
     samtools markdup -@ "$threads" --write-index -T "$out/tmp/markdup" - \
       "$out/$sample.bam##idx##$out/$sample.bam.bai" 2>"$out/tmp/markdup.log"
 }
 
+soft_filters() { # BCF on stdin -> VCF, filters $1.. of call_filters.tsv applied (one bcftools each)
+  local i=$1
+  if ((i == ${#filter_names[@]} - 1)); then
+    bcftools filter -m + -s "${filter_names[i]}" -e "${filter_expressions[i]}" -Ov
+  else
+    bcftools filter -m + -s "${filter_names[i]}" -e "${filter_expressions[i]}" -Ou | soft_filters $((i + 1))
+  fi
+}
+
 call() {
-  local ploidy=2 alt_fraction='FMT/AD[0:1] / (FMT/AD[0:0] + FMT/AD[0:1])'
-  bcftools mpileup -f "$ref" -a FORMAT/AD,FORMAT/DP -q 20 -d 10000 -Ou "$out/$sample.bam" 2>"$out/tmp/mpileup.log" |
-    bcftools call -m -v --ploidy "$ploidy" -Ou |
+  bcftools mpileup -f "$ref" -a FORMAT/AD,FORMAT/DP -q "$MIN_MAPPING_QUALITY" -d "$MAX_DEPTH" -Ou \
+    "$out/$sample.bam" 2>"$out/tmp/mpileup.log" |
+    bcftools call -m -v --ploidy "$PLOIDY" -Ou |
     bcftools norm -f "$ref" -m -any -Ou 2>"$out/tmp/norm.log" |
-    bcftools filter -m + -s LowQual -e 'QUAL < 10' -Ou |
-    bcftools filter -m + -s LowDepth -e 'FMT/DP < 5' -Ou |
-    bcftools filter -m + -s LowAltFrac -e "$alt_fraction < 0.15" -Ov |
+    soft_filters 0 |
     bgzip -@ "$threads" -c >"$out/$sample.vcf.gz"
   tabix -p vcf "$out/$sample.vcf.gz"
 }

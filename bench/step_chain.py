@@ -31,6 +31,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -113,8 +114,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class MotoServer:
+    env: dict[str, str]  # os.environ pointed at the server
+    pid: int
+
+
 @contextmanager
-def moto_server() -> Iterator[dict[str, str]]:
+def moto_server() -> Iterator[MotoServer]:
     """A `python -m moto.server` process; yields the environment that points the SDK at it."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-moto-")) / "moto.log"
@@ -144,7 +151,7 @@ def moto_server() -> Iterator[dict[str, str]]:
             AWS_SECRET_ACCESS_KEY="testing",
         )
         env.pop("AWS_PROFILE", None)
-        yield env
+        yield MotoServer(env, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -166,9 +173,29 @@ def reset_moto(env: dict[str, str]) -> None:
 # the two contenders
 
 
-def run_step_chain(dataset: Dataset, env: dict[str, str], threads: int, run_id: str) -> dict[str, object]:
+@dataclass
+class RunResult:
+    wall_s: float
+    cpu_s: float  # user + system of every process of the run (for the chain: with the moto server's)
+    stages_s: dict[str, float]
+    vcf_records: list[str]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """user + system seconds of a running process (the moto server)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_step_chain(dataset: Dataset, moto: MotoServer, threads: int, run_id: str) -> RunResult:
     import boto3  # the harness's own uploads; the steps are separate processes
 
+    env = moto.env
     s3 = boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
@@ -188,6 +215,7 @@ def run_step_chain(dataset: Dataset, env: dict[str, str], threads: int, run_id: 
     common += ["--staging", f"s3://{bucket}/.staging/{run_id}/", "--aligner", "minimap2", "--ploidy", "2"]
     step_env = dict(env, GENOPIPE_THREADS=str(threads))
     stages: dict[str, float] = {}
+    cpu_before = children_cpu() + process_cpu(moto.pid)
     for step in STEPS:
         started = time.perf_counter()
         command = [str(GENOPIPE), "job", step, *common]
@@ -195,23 +223,26 @@ def run_step_chain(dataset: Dataset, env: dict[str, str], threads: int, run_id: 
         stages[step] = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"bench: step chain, {step} failed on {dataset.name}: {done.stderr.strip()[-500:]}")
-    vcf = Path(tempfile.mkdtemp(prefix="bench-chain-vcf-")) / "chain.vcf.gz"
-    s3.download_file(bucket, f".staging/{run_id}/{SAMPLE}.vcf.gz", str(vcf))
-    records = vcf_records(vcf)
-    shutil.rmtree(vcf.parent)
+    cpu = children_cpu() + process_cpu(moto.pid) - cpu_before
+    with tempfile.TemporaryDirectory(prefix="bench-chain-vcf-") as work:
+        vcf = Path(work) / "chain.vcf.gz"
+        s3.download_file(bucket, f".staging/{run_id}/{SAMPLE}.vcf.gz", str(vcf))
+        records = vcf_records(vcf)
     reset_moto(env)
-    return {"wall_s": sum(stages.values()), "stages_s": stages, "vcf_records": records}
+    return RunResult(sum(stages.values()), cpu, stages, records)
 
 
-def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> dict[str, object]:
+def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="bench-plain-") as work:
         timings = Path(work) / "timings.tsv"
         command = ["bash", str(PLAIN_PIPELINE), str(dataset.r1), str(dataset.r2), str(dataset.reference)]
         command += [SAMPLE, str(threads), str(Path(work) / "out"), str(timings)]
-        started = time.perf_counter()
         env = dict(os.environ, BENCH_HELPERS=str(helper_dir), MULTIQC=str(GENOPIPE.parent / "multiqc"))
+        cpu_before = children_cpu()
+        started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, errors="replace", env=env)
         wall = time.perf_counter() - started
+        cpu = children_cpu() - cpu_before
         if done.returncode != 0:
             sys.exit(f"bench: plain pipeline failed on {dataset.name}: {done.stderr.strip()[-800:]}")
         stages = {}
@@ -219,7 +250,7 @@ def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> dict[str, obj
             name, seconds = line.split("\t")
             stages[name] = float(seconds)
         records = vcf_records(Path(work) / "out" / f"{SAMPLE}.vcf.gz")
-    return {"wall_s": wall, "stages_s": stages, "vcf_records": records}
+    return RunResult(wall, cpu, stages, records)
 
 
 def vcf_records(vcf: Path) -> list[str]:
@@ -228,12 +259,24 @@ def vcf_records(vcf: Path) -> list[str]:
     return subprocess.run(query, capture_output=True, text=True, check=True).stdout.splitlines()
 
 
-def write_helpers(folder: Path) -> Path:
-    """Files the plain pipeline shares with the steps, taken from the steps so they cannot drift."""
-    from genopipe.steps import validate
+def write_helpers(folder: Path, ploidy: int = 2) -> Path:
+    """What the plain pipeline shares with the steps, taken from the steps so the two cannot drift:
+    the FASTQ pair check (awk), the soft filters and the tool settings."""
+    from genopipe.steps import align, call, qc, validate
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "fastq_pair_check.awk").write_text(validate.FASTQ_PAIR_CHECK)
+    (folder / "call_filters.tsv").write_text(
+        "".join(f"{name}\t{expression}\n" for name, expression in call.soft_filters(ploidy))
+    )
+    settings = {
+        "PLOIDY": ploidy,
+        "TRIMMED_COMPRESSION": qc.TRIMMED_COMPRESSION,
+        "SORT_MEMORY_PER_THREAD": align.SORT_MEMORY_PER_THREAD,
+        "MIN_MAPPING_QUALITY": call.MIN_MAPPING_QUALITY,
+        "MAX_DEPTH": call.MAX_DEPTH,
+    }
+    (folder / "settings.sh").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     return folder
 
 
@@ -291,17 +334,37 @@ def machine() -> dict[str, object]:
     }
 
 
-def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
-    walls = [float(str(run["wall_s"])) for run in runs]
-    stage_names = list(runs[0]["stages_s"])  # type: ignore[call-overload]
-    stages = {
-        name: round(statistics.median(float(run["stages_s"][name]) for run in runs), 3)  # type: ignore[index]
-        for name in stage_names
-    }
+def summarise(runs: list[RunResult]) -> dict[str, object]:
+    walls = [run.wall_s for run in runs]
     return {
         "wall_s": [round(w, 3) for w in walls],
+        "cpu_s": [round(run.cpu_s, 3) for run in runs],
         "median_wall_s": round(statistics.median(walls), 3),
-        "median_stage_s": stages,
+        "median_cpu_s": round(statistics.median(run.cpu_s for run in runs), 3),
+        "median_stage_s": {
+            name: round(statistics.median(run.stages_s[name] for run in runs), 3) for name in runs[0].stages_s
+        },
+    }
+
+
+def compare(plain_runs: list[RunResult], chain_runs: list[RunResult]) -> dict[str, object]:
+    plain, chain = summarise(plain_runs), summarise(chain_runs)
+    wall_ratio = statistics.median(r.wall_s for r in chain_runs) / statistics.median(
+        r.wall_s for r in plain_runs
+    )
+    cpu_ratio = statistics.median(r.cpu_s for r in chain_runs) / statistics.median(
+        r.cpu_s for r in plain_runs
+    )
+    everywhere = set.intersection(*(set(run.vcf_records) for run in plain_runs + chain_runs))
+    anywhere = set.union(*(set(run.vcf_records) for run in plain_runs + chain_runs))
+    return {
+        "plain": plain,
+        "step_chain": chain,
+        "ratio_chain_over_plain": round(wall_ratio, 3),
+        "cpu_ratio_chain_over_plain": round(cpu_ratio, 3),
+        "within_target": wall_ratio <= TARGET_RATIO,
+        "vcf_records": len(plain_runs[0].vcf_records),
+        "vcf_records_not_in_every_run": sorted(anywhere - everywhere)[:50],
     }
 
 
@@ -315,6 +378,7 @@ def main() -> int:
 
     chosen = args.datasets.split(",")
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    datasets_out: dict[str, object] = {}
     results: dict[str, object] = {
         "benchmark": "step chain (genopipe job per step, S3 on a moto server) vs plain shell pipeline",
         "date": started_at,
@@ -322,9 +386,9 @@ def main() -> int:
         "threads": args.threads,
         "repetitions": args.reps,
         "tool_versions": tool_versions(),
-        "datasets": {},
+        "datasets": datasets_out,
     }
-    with tempfile.TemporaryDirectory(prefix="bench-step-chain-") as scratch, moto_server() as env:
+    with tempfile.TemporaryDirectory(prefix="bench-step-chain-") as scratch, moto_server() as moto:
         helpers = write_helpers(Path(scratch) / "helpers")
         base = hg002_window()
         datasets = [base] if "hg002-window" in chosen else []
@@ -334,33 +398,20 @@ def main() -> int:
             plain_runs, chain_runs = [], []
             for rep in range(args.reps):
                 plain_runs.append(run_plain(dataset, args.threads, helpers))
-                chain_runs.append(run_step_chain(dataset, env, args.threads, f"{dataset.name}-{rep}"))
+                chain_runs.append(run_step_chain(dataset, moto, args.threads, f"{dataset.name}-{rep}"))
                 print(
-                    f"{dataset.name} rep {rep + 1}: plain {plain_runs[-1]['wall_s']:.2f} s, "
-                    f"chain {chain_runs[-1]['wall_s']:.2f} s",
+                    f"{dataset.name} rep {rep + 1}: plain {plain_runs[-1].wall_s:.2f} s, "
+                    f"chain {chain_runs[-1].wall_s:.2f} s",
                     flush=True,
                 )
-            plain, chain = summarise(plain_runs), summarise(chain_runs)
-            ratio = float(str(chain["median_wall_s"])) / float(str(plain["median_wall_s"]))
-            same_calls = all(
-                c["vcf_records"] == plain_runs[0]["vcf_records"] for c in chain_runs + plain_runs
-            )
-            results["datasets"][dataset.name] = {  # type: ignore[index]
+            figures = compare(plain_runs, chain_runs)
+            datasets_out[dataset.name] = {
                 "r1": str(dataset.r1) if dataset.name == "hg002-window" else f"generated: {dataset.r1.name}",
                 "reference": str(dataset.reference),
                 "read_pairs": dataset.read_pairs,
-                "plain": plain,
-                "step_chain": chain,
-                "ratio_chain_over_plain": round(ratio, 3),
-                "within_target": ratio <= TARGET_RATIO,
-                "same_vcf_records": same_calls,
-                "vcf_records": len(plain_runs[0]["vcf_records"]),  # type: ignore[arg-type]
+                **figures,
             }
-            print(
-                f"{dataset.name}: median plain {plain['median_wall_s']} s, chain {chain['median_wall_s']} s, "
-                f"ratio {ratio:.3f}, same VCF records: {same_calls}",
-                flush=True,
-            )
+            print(f"{dataset.name}: {json.dumps(figures)}", flush=True)
     results["load_average_at_end"] = list(os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
