@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean build-GenopipeLayer
+.PHONY: demo test lint unit tools venv clean bench build-GenopipeLayer
 
 tools:
 	@scripts/install-tools.sh
@@ -28,6 +28,10 @@ lint: venv
 
 test: venv lint
 	$(BIN)/pytest
+
+# not part of `make test`: minutes of real work on ../shared/data; writes bench/results/step_chain.json
+bench: venv
+	$(BIN)/python bench/step_chain.py
 
 clean:
 	rm -rf $(VENV) .aws-sam node_modules
