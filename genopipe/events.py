@@ -28,6 +28,38 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _S3Part(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class S3BucketRef(_S3Part):
+    name: str
+
+
+class S3ObjectRef(_S3Part):
+    key: str  # URL-encoded, as S3 sends it
+    size: int | None = None
+    eTag: str | None = None
+
+
+class S3Entity(_S3Part):
+    bucket: S3BucketRef
+    object: S3ObjectRef | None = None  # absent in s3:TestEvent
+
+
+class S3Record(_S3Part):
+    eventName: str = ""
+    s3: S3Entity
+
+
+class S3Notification(_S3Part):
+    """The parts of an S3 event notification the intake reads. Powertools' S3Model requires every
+    field AWS sends (userIdentity, requestParameters, ...); moto's notifications leave some out, and
+    the intake needs only the bucket and the key, so this model asks for no more."""
+
+    Records: list[S3Record] = []
+
+
 class Lane(_Model):
     """One lane of paired reads, as s3:// URIs (the job steps' `--reads` JSON list holds these)."""
 

@@ -8,13 +8,12 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe import __version__
 from genopipe.aws import stepfunctions
 from genopipe.aws.input_store import S3InputStore
+from genopipe.events import S3Notification
 from genopipe.intake import IntakeSettings, plan
 from genopipe.pairing import PairingError
 from genopipe.samplesheet import SamplesheetError
@@ -37,7 +36,7 @@ STORE = S3InputStore()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[str]]:
-    notification = parse(event=event, model=S3Model)
+    notification = S3Notification.model_validate(event)
     outcomes = ("started", "duplicates", "waiting", "ignored", "rejected")
     summary: dict[str, list[str]] = {outcome: [] for outcome in outcomes}
     for record in notification.Records:

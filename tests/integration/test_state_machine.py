@@ -1,0 +1,275 @@
+"""The real ASL, deployed from template.yaml into moto, executed by moto's Step Functions
+interpreter with the real handlers in-process (genopipe.local.lambdas) and Batch jobs run by the
+local executor (genopipe.local.batch) with a scripted runner standing in for the job images."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda.models import LambdaFunction
+from moto.batch.models import Job
+
+from genopipe import s3
+from genopipe.aws import batch as batch_adapter
+from genopipe.aws import eventbridge, stepfunctions
+from genopipe.local import lambdas, waits
+from genopipe.local.batch import LocalBatch, SpotReclaims
+from genopipe.local.executors import JobLaunch
+from genopipe.local.provision import deploy
+from genopipe.local.template import translate
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = "s3://genopipe-reference-test/genome.fa"
+
+# what each step leaves in staging (docs/internals.md), for a sample named S1
+STEP_OUTPUTS = {
+    "validate": ["validate.json"],
+    "reference": ["reference.json"],
+    "qc": ["qc/S1.fastp.json", "qc/S1.fastp.html", "trimmed/S1_L1_R1.fastq.gz", "trimmed/S1_L1_R2.fastq.gz"],
+    "align": ["S1.bam", "S1.bam.bai"],
+    "call": ["S1.vcf.gz", "S1.vcf.gz.tbi"],
+    "report": ["qc/S1.samtools.stats", "qc/multiqc_report.html", "manifest.json"],
+}
+SUMMARY = {
+    "read_pairs": 2000,
+    "percent_mapped": 98.5,
+    "mean_depth": 31.2,
+    "snps": 12,
+    "indels": 3,
+    "titv": 2.05,
+}
+
+
+@dataclass
+class ScriptedRunner:
+    """Stands in for a job image: writes the step's staging outputs, or fails like a step does."""
+
+    failing_step: str | None = None
+    launches: list[JobLaunch] = field(default_factory=list)
+
+    def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
+        self.launches.append(launch)
+        step, args = launch.command[0], launch.command[1:]
+        staging = args[args.index("--staging") + 1]
+        if cancel.wait(0.1):  # a Spot reclaim ended this attempt
+            return 137
+        if step == self.failing_step:
+            log(f"genopipe {step}: s3://in/S1_R1.fastq.gz: record 7: sequence and quality lengths differ")
+            return 1
+        for key in STEP_OUTPUTS[step]:
+            s3.write_bytes(staging + key, f"{step} output {key}".encode())
+        if step == "report":
+            s3.write_json(staging + "summary.json", SUMMARY)
+        return 0
+
+
+class ReclaimFirst(SpotReclaims):
+    """Reclaims the first `count` attempts of one step's job (Batch retries 3 times on Spot)."""
+
+    def __init__(self, step: str, count: int) -> None:
+        super().__init__(0.0, 0)
+        self.step, self.left = step, count
+
+    def plan(self, job_name: str, attempt: int) -> tuple[float, str] | None:
+        if job_name.endswith(f"-{self.step}") and self.left > 0:
+            self.left -= 1
+            return 0.02, "i-0123456789abcdef0"
+        return None
+
+
+@dataclass
+class Stack:
+    outputs: dict[str, str]
+    runner: ScriptedRunner
+    queue_url: str
+    batch: LocalBatch
+
+    def events(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs")
+        messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+
+def _clear_clients() -> None:
+    for cached in (s3.client, batch_adapter.client, stepfunctions.client, eventbridge.client):
+        cached.cache_clear()
+
+
+def _repair_context_paths(arn: str) -> None:
+    """moto's Fn::Sub runs `string.Template`, for which `$$` is an escaped `$`, so the
+    DefinitionSubstitutions pass turns the ASL's `$$.Execution.Id` into `$.Execution.Id` (AWS
+    leaves `$$` alone). Put it back until the local provisioning escapes it."""
+    sfn = boto3.client("stepfunctions")
+    definition = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+    if '"$.Execution.Id"' in definition:
+        fixed = definition.replace('"$.Execution.Id"', '"$$.Execution.Id"')
+        sfn.update_state_machine(stateMachineArn=arn, definition=fixed)
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_METRICS_NAMESPACE": "genopipe",
+    }.items():
+        monkeypatch.setenv(name, value)
+    original_invoke, original_run = LambdaFunction._invoke_lambda, Job.run
+    runner = ScriptedRunner()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        _clear_clients()
+        translated = translate(ROOT / "template.yaml")
+        lambdas.install(translated.code_folders)
+        waits.install(0.01)  # the ASL's waits and retry intervals, at 1/100 of real time
+        local_batch = LocalBatch(runner, endpoint_url="http://127.0.0.1:1")
+        local_batch.install()
+        boto3.client("s3").create_bucket(Bucket="genopipe-reference-test")
+        deployment = deploy(translated, {"ReferenceUri": REFERENCE})
+        _repair_context_paths(deployment.outputs["StateMachineArn"])
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName="genopipe-events")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events = boto3.client("events")
+        events.put_rule(Name="capture", EventPattern=json.dumps({"source": ["genopipe"]}))
+        events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": queue_arn}])
+        try:
+            yield Stack(deployment.outputs, runner, queue_url, local_batch)
+        finally:
+            waits.uninstall()
+            LambdaFunction._invoke_lambda = original_invoke  # type: ignore[method-assign]
+            Job.run = original_run  # type: ignore[method-assign]
+            _clear_clients()
+
+
+def _drop_sample(stack: Stack) -> str:
+    """Upload R1 and R2 through S3: the bucket notification runs the intake; returns the execution ARN."""
+    client = boto3.client("s3")
+    bucket = stack.outputs["InputBucketName"]
+    for read in (1, 2):
+        client.put_object(Bucket=bucket, Key=f"runs/run 1/S1_R{read}.fastq.gz", Body=b"@r\nACGT\n+\nIIII\n")
+    sfn = boto3.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=stack.outputs["StateMachineArn"])["executions"]
+    assert len(executions) == 1, executions
+    return str(executions[0]["executionArn"])
+
+
+def _wait(arn: str, timeout: float = 90) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return dict(described)
+        time.sleep(0.2)
+    raise AssertionError(f"{arn} still running after {timeout} s")
+
+
+def _history(arn: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    return list(sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"])
+
+
+def test_happy_path_promotes_outputs_and_announces_completion(stack: Stack) -> None:
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    assert [launch.command[0] for launch in stack.runner.launches] == list(STEP_OUTPUTS)
+    first = stack.runner.launches[0]
+    reads = json.loads(first.command[first.command.index("--reads") + 1])
+    assert reads[0]["r1"].endswith("/runs/run 1/S1_R1.fastq.gz")  # the URL-encoded key was decoded
+    assert first.command[first.command.index("--reference") + 1] == REFERENCE
+    output = stack.outputs["OutputBucketName"]
+    keys = sorted(o.uri.key for o in s3.list_prefix(f"s3://{output}/"))
+    assert keys == sorted(
+        f"S1/{k}"
+        for k in [
+            "S1.bam",
+            "S1.bam.bai",
+            "S1.vcf.gz",
+            "S1.vcf.gz.tbi",
+            "manifest.json",
+            "qc/S1.fastp.json",
+            "qc/S1.fastp.html",
+            "qc/S1.samtools.stats",
+            "qc/multiqc_report.html",
+            "qc/summary.json",
+        ]
+    )  # nothing left under .staging/, nothing unpromotable copied
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Completed"
+    detail = event["detail"]
+    assert detail["sample"] == "S1" and detail["execution_arn"] == arn and detail["status"] == "SUCCEEDED"
+    assert detail["outputs"]["vcf"] == f"s3://{output}/S1/S1.vcf.gz"
+    assert detail["qc"] == SUMMARY
+    assert detail["cost"]["spot_vcpu_hours"] > 0 and detail["cost"]["on_demand_vcpu_hours"] == 0
+
+
+def test_a_duplicate_s3_event_starts_nothing_new(stack: Stack) -> None:
+    arn = _drop_sample(stack)
+    _wait(arn)
+    client = boto3.client("s3")
+    bucket = stack.outputs["InputBucketName"]
+    body = client.get_object(Bucket=bucket, Key="runs/run 1/S1_R2.fastq.gz")["Body"].read()
+    client.put_object(Bucket=bucket, Key="runs/run 1/S1_R2.fastq.gz", Body=body)  # same content, same ETag
+    sfn = boto3.client("stepfunctions")
+    assert len(sfn.list_executions(stateMachineArn=stack.outputs["StateMachineArn"])["executions"]) == 1
+
+
+def test_failing_job_sends_sample_failed_and_leaves_no_outputs(stack: Stack) -> None:
+    stack.runner.failing_step = "align"
+    arn = _drop_sample(stack)
+    described = _wait(arn)
+    assert described["status"] == "FAILED" and described.get("error") == "SampleFailed"
+    assert [launch.command[0] for launch in stack.runner.launches] == ["validate", "reference", "qc", "align"]
+    assert list(s3.list_prefix(f"s3://{stack.outputs['OutputBucketName']}/")) == []
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Failed"
+    error = event["detail"]["error"]
+    assert error["step"] == "align" and error["type"] == "JobFailed"
+    assert "align job S1-align" in error["message"] and "exit code 1" in error["message"]
+    assert "/aws/batch/job stream" in error["message"]
+
+
+def test_reclaimed_spot_job_is_resubmitted_once_on_demand(stack: Stack) -> None:
+    stack.batch.reclaims = ReclaimFirst("qc", 3)  # all of Batch's 3 Spot attempts are reclaimed
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    qc_launches = [launch for launch in stack.runner.launches if launch.command[0] == "qc"]
+    assert len(qc_launches) == 4  # 3 Spot attempts + 1 On-Demand
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in _history(arn) if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("SubmitQcOnDemand") == 1
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Completed"
+    assert event["detail"]["cost"]["on_demand_vcpu_hours"] > 0
+
+
+def test_transient_lambda_error_is_retried(stack: Stack) -> None:
+    in_process = LambdaFunction._invoke_lambda
+    failed = []
+
+    def flaky(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        if "CheckJob" in self.function_name and not failed:
+            failed.append(self.function_name)
+            error = {"errorType": "Lambda.ServiceException", "errorMessage": "Rate exceeded (injected)"}
+            return json.dumps(error), True, ""
+        return in_process(self, event)
+
+    LambdaFunction._invoke_lambda = flaky  # type: ignore[method-assign]
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    assert failed
+    failures = [e for e in _history(arn) if e["type"] == "LambdaFunctionFailed"]
+    assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == ["Lambda.ServiceException"]
