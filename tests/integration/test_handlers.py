@@ -1,0 +1,195 @@
+"""Each Lambda handler on moto, driven by the same events/ files `sam local invoke` takes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.batch.models import Job
+
+from genopipe import s3
+from genopipe.aws import batch as batch_adapter
+from genopipe.aws import eventbridge, stepfunctions
+from genopipe.local.lambdas import LambdaContext
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+INPUT = "genopipe-input-123456789012-us-east-1"
+OUTPUT = "genopipe-output-123456789012-us-east-1"
+CONTEXT = LambdaContext(
+    "fn", "$LATEST", "arn:aws:lambda:us-east-1:123456789012:function:fn", 512, "g", "s", 60
+)
+
+
+def _event(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / name).read_text()))
+
+
+def _load(function: str) -> ModuleType:
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"test_handler_{function}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]]:
+    environment = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_METRICS_NAMESPACE": "genopipe",
+        "OUTPUT_BUCKET": OUTPUT,
+        "REFERENCE_URI": "s3://genopipe-reference/genome.fa",
+        "SPOT_PRICE_PER_VCPU_HOUR": "0.015",
+        "ON_DEMAND_PRICE_PER_VCPU_HOUR": "0.0425",
+        "POLL_INITIAL_SECONDS": "10",
+        "POLL_MAX_SECONDS": "5120",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(Job, "run", lambda self: None)  # jobs stay SUBMITTED: no container runs
+    with mock_aws():
+        for cached in (s3.client, batch_adapter.client, stepfunctions.client, eventbridge.client):
+            cached.cache_clear()
+        for bucket in (INPUT, OUTPUT):
+            boto3.client("s3").create_bucket(Bucket=bucket)
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="genopipe",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )
+        monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
+        yield _load
+        for cached in (s3.client, batch_adapter.client, stepfunctions.client, eventbridge.client):
+            cached.cache_clear()
+
+
+def test_intake_waits_for_the_mate_then_starts_once(aws: Callable[[str], ModuleType]) -> None:
+    intake = aws("intake")
+    client = boto3.client("s3")
+    client.put_object(Bucket=INPUT, Key="runs/run 1/NA12878_R1.fastq.gz", Body=b"r1")
+    first = intake.handler(_event("s3_put_r1.json"), CONTEXT)
+    assert first["started"] == [] and "sample 'NA12878' waits" in first["waiting"][0]
+    client.put_object(Bucket=INPUT, Key="runs/run 1/NA12878_R2.fastq.gz", Body=b"r2")
+    second = intake.handler(_event("s3_put_r2.json"), CONTEXT)
+    (name,) = second["started"]
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert execution["name"] == name
+    # S3 re-delivers the event: while the execution runs, StartExecution is idempotent (same
+    # name, same input); once it has ended, it answers ExecutionAlreadyExists = a duplicate
+    sfn.stop_execution(executionArn=execution["executionArn"])
+    again = intake.handler(_event("s3_put_r2.json"), CONTEXT)
+    assert again["started"] == [] and again["duplicates"] == [name]
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started["reads"] == [
+        {
+            "r1": f"s3://{INPUT}/runs/run 1/NA12878_R1.fastq.gz",
+            "r2": f"s3://{INPUT}/runs/run 1/NA12878_R2.fastq.gz",
+        }
+    ]
+    assert started["staging"] == f"s3://{OUTPUT}/.staging/{name}/"
+
+
+def test_intake_rejects_a_bad_samplesheet_naming_the_row(aws: Callable[[str], ModuleType]) -> None:
+    intake = aws("intake")
+    sheet = "sample,fastq_1,fastq_2\nA,A_1.fq.gz,A_2.fq.gz\nB,B_1.fq.gz,\n"
+    boto3.client("s3").put_object(Bucket=INPUT, Key="sheets/samplesheet.csv", Body=sheet.encode())
+    result = intake.handler(_event("s3_put_samplesheet.json"), CONTEXT)
+    assert result["rejected"] == [
+        f"s3://{INPUT}/sheets/samplesheet.csv: row 3: fastq_2 is empty (genopipe needs paired-end reads)"
+    ]
+    assert result["started"] == []
+
+
+def _batch_queue_and_definition() -> tuple[str, str]:
+    batch = boto3.client("batch")
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    environment = batch.create_compute_environment(
+        computeEnvironmentName="genopipe-ce", type="UNMANAGED", serviceRole=role
+    )
+    queue = batch.create_job_queue(
+        jobQueueName="genopipe-spot",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
+    )
+    definition = batch.register_job_definition(
+        jobDefinitionName="genopipe-align",
+        type="container",
+        parameters={"aligner": "minimap2", "ploidy": "2"},
+        containerProperties={
+            "image": "genopipe/align:0.1.0",
+            "command": ["align", "--sample", "Ref::sample", "--reads", "Ref::reads"],
+            "resourceRequirements": [{"type": "VCPU", "value": "8"}, {"type": "MEMORY", "value": "2048"}],
+        },
+    )
+    return queue["jobQueueArn"], definition["jobDefinitionArn"]
+
+
+def test_submit_then_check_follow_the_batch_job(aws: Callable[[str], ModuleType]) -> None:
+    queue, definition = _batch_queue_and_definition()
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    state = aws("submit_job").handler(request, CONTEXT)
+    assert (
+        state["status"] == "SUBMITTED"
+        and state["wait_seconds"] == 10
+        and state["job_name"] == "NA12878-align"
+    )
+    (job,) = boto3.client("batch").describe_jobs(jobs=[state["job_id"]])["jobs"]
+    assert job["parameters"]["reference"] == request["input"]["reference"]
+    assert json.loads(job["parameters"]["reads"])[0]["r1"].endswith("runs/run 1/NA12878_R1.fastq.gz")
+    checked = aws("check_job").handler(_event("check_job.json") | {"job_id": state["job_id"]}, CONTEXT)
+    assert checked["status"] in {"SUBMITTED", "PENDING", "RUNNABLE"} and checked["wait_seconds"] == 20
+
+
+def test_check_of_an_unknown_job_raises(aws: Callable[[str], ModuleType]) -> None:
+    _batch_queue_and_definition()
+    with pytest.raises(Exception, match="Batch does not know job 2b3c1f6e"):
+        aws("check_job").handler(_event("check_job.json"), CONTEXT)
+
+
+def test_notify_failure_drops_staging_and_puts_sample_failed(aws: Callable[[str], ModuleType]) -> None:
+    request = _event("submit_job.json")["input"]
+    staging = request["staging"]
+    s3.write_bytes(staging + "NA12878.bam", b"partial")
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events")
+    events.put_rule(Name="all", EventPattern=json.dumps({"source": ["genopipe"]}))
+    events.put_targets(Rule="all", Targets=[{"Id": "q", "Arn": arn}])
+    cause = json.dumps(
+        {"errorType": "JobFailed", "errorMessage": "qc job NA12878-qc (j) failed: exit code 1"}
+    )
+    payload = {
+        "outcome": "FAILED",
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:genopipe:x",
+        "input": request,
+        "jobs": {},
+        "failure": {"step": "qc", "error": "JobFailed", "cause": cause},
+    }
+    returned = aws("notify").handler(payload, CONTEXT)
+    assert returned["detail_type"] == "Sample Failed"
+    assert list(s3.list_prefix(f"s3://{OUTPUT}/")) == []
+    (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["source"] == "genopipe" and event["detail-type"] == "Sample Failed"
+    assert event["detail"]["error"] == {
+        "step": "qc",
+        "type": "JobFailed",
+        "message": "qc job NA12878-qc (j) failed: exit code 1",
+    }
