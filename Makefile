@@ -5,7 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean bench build-GenopipeLayer
+.PHONY: demo test lint unit tools venv clean bench build-GenopipeLayer sam-validate cfn-lint asl-validate
+
+# template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
+# asl-validator from package-lock.json
+SAM_PYTHON ?= $(shell command -v python3.12 || command -v python3)
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+NODE_STAMP := node_modules/.installed
+ASL := statemachine/pipeline.asl.json
 
 tools:
 	@scripts/install-tools.sh
@@ -26,7 +34,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv lint
+test: venv lint sam-validate cfn-lint asl-validate
 	$(BIN)/pytest
 
 # not part of `make test`: minutes of real work on ../shared/data; writes bench/results/step_chain.json
@@ -34,7 +42,7 @@ bench: venv
 	$(BIN)/python bench/step_chain.py
 
 clean:
-	rm -rf $(VENV) .aws-sam node_modules
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules
 
 # `sam build` builds the Lambda layer through this target (template.yaml: BuildMethod makefile):
 # the pinned runtime dependencies of pyproject.toml as Lambda (manylinux, CPython 3.12) wheels,
@@ -45,3 +53,24 @@ build-GenopipeLayer:
 		--python-version 3.12 --implementation cp --only-binary=:all: -r "$(ARTIFACTS_DIR)/requirements.txt"
 	$(PYTHON) -m pip install -q --no-compile --no-deps --target "$(ARTIFACTS_DIR)/python" .
 	rm -f "$(ARTIFACTS_DIR)/requirements.txt"
+
+$(SAM_STAMP):
+	$(SAM_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0 cfn-lint==1.58.0
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sam-validate: $(SAM_STAMP)
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+# cfn-lint does not look inside AWS::Serverless::StateMachine: lint the ASL wrapped in a plain one too
+cfn-lint: $(SAM_STAMP)
+	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/cfn-lint template.yaml
+	wrapped=$$(mktemp --suffix=.json) && $(PYTHON) scripts/asl_stack.py $(ASL) > $$wrapped \
+		&& AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/cfn-lint $$wrapped; status=$$?; rm -f $$wrapped; exit $$status
+
+asl-validate: $(NODE_STAMP)
+	node_modules/.bin/asl-validator --json-path $(ASL)
