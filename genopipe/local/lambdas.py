@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ def _invoke(registry: HandlerRegistry, function: LambdaFunction, event: Any) -> 
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
         "AWS_LAMBDA_FUNCTION_VERSION": str(function.version),
         "AWS_LAMBDA_LOG_GROUP_NAME": function.logs_group_name,
+        "AWS_SAM_LOCAL": "true",  # as under `sam local`: Powertools' tracer stays off (no X-Ray here)
         **{k: str(v) for k, v in function.environment_vars.items()},
     }
     context = LambdaContext(
@@ -192,6 +194,8 @@ def install(code_folders: dict[str, Path]) -> None:
     """Route every Lambda invocation of this process's moto to the in-process runtime."""
     global _STDOUT
     registry = HandlerRegistry(code_folders)
+    # on AWS this warning lands in the function's log; here it would interrupt the progress display
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     if _STDOUT is None:  # handlers (Powertools) log JSON to stdout: keep it in their log streams
         _STDOUT = _PerThreadStdout(sys.stdout)
         sys.stdout = _STDOUT

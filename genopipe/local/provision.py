@@ -53,6 +53,9 @@ class Deployment:
         return {lid: pid for lid, (kind, pid) in self.resources.items() if kind == resource_type}
 
 
+_EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18  # a zip archive with no entries
+
+
 def _zip_folder(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -68,6 +71,10 @@ def _upload_code(translated: Translated) -> None:
     s3.create_bucket(Bucket=CODE_BUCKET)
     for key, folder in translated.code_folders.items():
         s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_zip_folder(folder))
+    for resource in translated.template["Resources"].values():
+        content = resource.get("Properties", {}).get("Content", {})
+        if resource.get("Type") == "AWS::Lambda::LayerVersion" and content.get("S3Bucket") == CODE_BUCKET:
+            s3.put_object(Bucket=CODE_BUCKET, Key=content["S3Key"], Body=_EMPTY_ZIP)
 
 
 def _supported_only(template: dict[str, Any]) -> dict[str, Any]:
@@ -83,12 +90,13 @@ def _supported_only(template: dict[str, Any]) -> dict[str, Any]:
     return {**template, "Resources": kept}
 
 
-def _with_definition_substitutions(template: dict[str, Any]) -> dict[str, Any]:
+def _with_plain_definitions(template: dict[str, Any]) -> dict[str, Any]:
+    """DefinitionString as one literal; the substitutions are applied after the stack exists (moto's
+    Fn::Sub would turn the ASL's `$$.Execution.Id` into `$.Execution.Id`)."""
     for resource in template["Resources"].values():
         if resource.get("Type") != "AWS::StepFunctions::StateMachine":
             continue
         properties = resource["Properties"]
-        substitutions = properties.pop("DefinitionSubstitutions", None)
         if "Definition" in properties and "DefinitionString" not in properties:
             properties["DefinitionString"] = json.dumps(properties.pop("Definition"), indent=2)
         definition = properties.get("DefinitionString")
@@ -96,9 +104,14 @@ def _with_definition_substitutions(template: dict[str, Any]) -> dict[str, Any]:
             separator, parts = definition["Fn::Join"]
             if all(isinstance(part, str) for part in parts):  # the translator's line-split literal
                 properties["DefinitionString"] = separator.join(parts)
-        if substitutions:
-            properties["DefinitionString"] = {"Fn::Sub": [properties["DefinitionString"], substitutions]}
     return template
+
+
+def _substituted(definition: str, substitutions: dict[str, Any]) -> str:
+    """What CloudFormation does with DefinitionSubstitutions: `${Key}` -> value, nothing else."""
+    for key, value in substitutions.items():
+        definition = definition.replace("${" + key + "}", str(value))
+    return definition
 
 
 # AWS uses Batch's service-linked role when a compute environment names none; moto requires one
@@ -176,8 +189,9 @@ def _notification_for_api(resolved: dict[str, Any]) -> dict[str, Any]:
     for cfn_name, (api_name, cfn_target, api_target) in _NOTIFICATION_KINDS.items():
         for entry in resolved.get(cfn_name, []):
             item: dict[str, Any] = {api_target: entry[cfn_target], "Events": [entry["Event"]]}
-            if "Filter" in entry:
-                item["Filter"] = entry["Filter"]
+            rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules")
+            if rules:
+                item["Filter"] = {"Key": {"FilterRules": rules}}
             api.setdefault(api_name, []).append(item)
     if "EventBridgeConfiguration" in resolved:
         api["EventBridgeConfiguration"] = {}
@@ -202,7 +216,7 @@ def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> 
     """Create the stack in moto from the translated template; returns what was created."""
     _upload_code(translated)
     template = _with_aws_defaults(
-        _with_definition_substitutions(_supported_only(copy.deepcopy(translated.template)))
+        _with_plain_definitions(_supported_only(copy.deepcopy(translated.template)))
     )
     values = _parameter_defaults(template, parameters or {})
     # moto's backend is in this process: calling it directly keeps its exceptions readable
@@ -221,22 +235,26 @@ def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> 
     resources = {
         r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""))
         for r in cloudformation.describe_stack_resources(StackName=stack_id)["StackResources"]
+        if "LogicalResourceId" in r
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     deployment = Deployment(STACK_NAME, resources, outputs)
     _apply_bucket_notifications(template, stack_id, deployment)
-    _hand_state_machines_to_interpreter(deployment)
+    _hand_state_machines_to_interpreter(template, stack_id, deployment)
     return deployment
 
 
-def _hand_state_machines_to_interpreter(deployment: Deployment) -> None:
+def _hand_state_machines_to_interpreter(
+    template: dict[str, Any], stack_id: str, deployment: Deployment
+) -> None:
     """moto's CloudFormation puts state machines in the plain Step Functions backend, but with
     `execute_state_machine` the API serves the interpreter's backend: recreate them there under
     the same name (so the same ARN) with the substituted definition."""
     plain = stepfunctions_backends[DEFAULT_ACCOUNT_ID][_region()]
+    stack = cloudformation_backends[DEFAULT_ACCOUNT_ID][_region()].stacks[stack_id]
     stepfunctions = boto3.client("stepfunctions")
-    for arn in deployment.of_type("AWS::StepFunctions::StateMachine").values():
+    for logical_id, arn in deployment.of_type("AWS::StepFunctions::StateMachine").items():
         machine = plain.describe_state_machine(arn)
-        stepfunctions.create_state_machine(
-            name=machine.name, definition=machine.definition, roleArn=machine.roleArn
-        )
+        wanted = template["Resources"][logical_id]["Properties"].get("DefinitionSubstitutions") or {}
+        definition = _substituted(machine.definition, clean_json(copy.deepcopy(wanted), stack.resource_map))
+        stepfunctions.create_state_machine(name=machine.name, definition=definition, roleArn=machine.roleArn)

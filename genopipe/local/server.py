@@ -10,6 +10,8 @@ import urllib.request
 
 from moto.server import ThreadedMotoServer
 
+from genopipe import s3 as genopipe_s3
+
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -41,6 +43,7 @@ def point_sdk_at(port: int) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.pop("AWS_PROFILE", None)
+    genopipe_s3.reset_client()  # it may have been made for another endpoint
 
 
 def start(port: int = DEFAULT_PORT) -> ThreadedMotoServer:

@@ -9,16 +9,20 @@ from types import TracebackType
 
 from moto.server import ThreadedMotoServer
 
+from genopipe import s3
 from genopipe.local import lambdas, server, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.events import EventCapture
 from genopipe.local.executors import JobRunner, NativeRunner
 from genopipe.local.provision import Deployment, deploy
 from genopipe.local.template import translate
+from genopipe.s3 import S3Uri
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_BUCKET = "genopipe-local-reference"
+REFERENCE_PARAMETER = "ReferenceUri"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class StackOptions:
     seed: int = 0
     wait_scale: float = waits.DEFAULT_FACTOR
     events_file: Path | None = None
+    reference: Path | None = None  # uploaded, and made the template's ReferenceUri
     template: Path = field(default_factory=lambda: REPO_ROOT / "template.yaml")
 
 
@@ -48,6 +53,16 @@ def make_runner(executor: str) -> JobRunner:
     raise StackError(f"--executor {executor}: expected native or docker")
 
 
+def upload_reference(fasta: Path) -> str:
+    """Put the reference FASTA where jobs (and its index cache) can reach it; returns its URI."""
+    if not fasta.is_file():
+        raise StackError(f"{fasta}: no such reference FASTA")
+    uri = S3Uri(REFERENCE_BUCKET, f"refs/{fasta.name}")
+    s3.client().create_bucket(Bucket=REFERENCE_BUCKET)
+    s3.upload(fasta, uri)
+    return str(uri)
+
+
 class LocalStack:
     """`with LocalStack(options) as stack:` serves the whole pipeline on 127.0.0.1:<port>."""
 
@@ -62,10 +77,19 @@ class LocalStack:
         self.events = EventCapture(options.events_file)
         self._server: ThreadedMotoServer | None = None
         self._deployment: Deployment | None = None
+        self.reference_uri: str | None = None
 
     @property
     def endpoint_url(self) -> str:
         return server.endpoint_url(self.options.port)
+
+    @property
+    def input_bucket(self) -> str:
+        return self.deployment.outputs["InputBucketName"]
+
+    @property
+    def output_bucket(self) -> str:
+        return self.deployment.outputs["OutputBucketName"]
 
     @property
     def deployment(self) -> Deployment:
@@ -79,7 +103,14 @@ class LocalStack:
         lambdas.install(translated.code_folders)
         waits.install(self.options.wait_scale)
         self.batch.install()
-        self._deployment = deploy(translated)
+        parameters = {}
+        if self.options.reference is not None:
+            if REFERENCE_PARAMETER not in translated.template.get("Parameters", {}):
+                raise StackError(
+                    f"{self.options.template}: has no {REFERENCE_PARAMETER} parameter for --reference"
+                )
+            parameters[REFERENCE_PARAMETER] = self.reference_uri = upload_reference(self.options.reference)
+        self._deployment = deploy(translated, parameters)
         self.events.start()
         return self
 

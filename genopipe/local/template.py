@@ -17,6 +17,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 CODE_BUCKET = "genopipe-local-code"
+LAYER_PREFIX = "layers/"
 
 
 class _NoManagedPolicies(ManagedPolicyLoader):
@@ -69,6 +70,10 @@ def _inline_local_artifacts(template: dict[str, Any], root: Path) -> dict[str, P
                 key = _code_key(folder, root)
                 folders[key] = folder.resolve()
                 properties["CodeUri"] = f"s3://{CODE_BUCKET}/{key}"
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            # in-process handlers import genopipe from this checkout: the layer's content is not used
+            if isinstance(properties.get("ContentUri"), str):
+                properties["ContentUri"] = f"s3://{CODE_BUCKET}/{LAYER_PREFIX}{logical_id}"
         elif resource.get("Type") == "AWS::Serverless::StateMachine":
             uri = properties.get("DefinitionUri")
             if isinstance(uri, str) and not uri.startswith("s3://"):

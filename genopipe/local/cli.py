@@ -1,0 +1,136 @@
+"""`genopipe local up` and `genopipe local run` (the contract is DESIGN.md, "The local stack")."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from genopipe.local import server, waits
+from genopipe.local.progress import Progress
+from genopipe.local.sample_run import RunError, run_one, sample_name
+from genopipe.local.stack import LocalStack, StackError, StackOptions
+from genopipe.local.summary import format_summary
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 3600.0
+
+
+def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port", type=int, default=server.DEFAULT_PORT, help="moto server port (default 4566)"
+    )
+    parser.add_argument(
+        "--executor", choices=["native", "docker"], default="native", help="how Batch jobs run"
+    )
+    parser.add_argument("--events-file", type=Path, help="append every genopipe event here as one JSON line")
+    parser.add_argument(
+        "--reclaim-rate", type=float, default=0.0, help="fraction of job attempts ended like a Spot reclaim"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the reclaim injection (default 0)")
+    parser.add_argument(
+        "--wait-scale",
+        type=float,
+        default=waits.DEFAULT_FACTOR,
+        help=f"factor applied to the state machine's waits (default {waits.DEFAULT_FACTOR}; 1 = real time)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the local stack")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="local_command", required=True, metavar="{up,run}")
+    up = sub.add_parser("up", help="start the local stack and keep serving")
+    _stack_arguments(up)
+    up.add_argument("--reference", type=Path, help="upload this FASTA and make it the pipeline's reference")
+    run = sub.add_parser("run", help="run one sample through a fresh local stack")
+    _stack_arguments(run)
+    run.add_argument("--r1", type=Path, required=True, help="read 1 FASTQ (.fastq.gz / .fq.gz)")
+    run.add_argument("--r2", type=Path, required=True, help="read 2 FASTQ (.fastq.gz / .fq.gz)")
+    run.add_argument("--sample", help="sample name (default: from the R1 file name)")
+    run.add_argument("--reference", type=Path, required=True, help="reference FASTA (plain or bgzipped)")
+    run.add_argument("--ploidy", type=int, choices=[1, 2], help="1 or 2 (default: the pipeline's, 2)")
+    run.add_argument(
+        "--out", type=Path, default=Path("genopipe-results"), help="where outputs are downloaded"
+    )
+    run.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="give up after this many seconds"
+    )
+
+
+def _options(args: argparse.Namespace) -> StackOptions:
+    return StackOptions(
+        port=args.port,
+        executor=args.executor,
+        reclaim_rate=args.reclaim_rate,
+        seed=args.seed,
+        wait_scale=args.wait_scale,
+        events_file=args.events_file,
+        reference=args.reference,
+    )
+
+
+def _quiet_logs(verbose: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("genopipe").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for noisy in ("werkzeug", "moto", "botocore", "samtranslator"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def run(args: argparse.Namespace) -> int:
+    _quiet_logs(args.verbose)
+    try:
+        if args.local_command == "up":
+            return serve(_options(args))
+        return run_sample(args)
+    except (RunError, StackError, server.PortInUse, ValueError) as error:
+        print(f"genopipe local {args.local_command}: {error}", file=sys.stderr)
+        return 2
+
+
+def serve(options: StackOptions) -> int:
+    stack = LocalStack(options)
+    progress = Progress(sys.stderr, interactive=False)
+    stack.batch.listeners.append(progress.job)
+    stack.events.listeners.append(lambda event: progress.say(_event_line(event)))
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with stack:
+        print(f"endpoint       {stack.endpoint_url}")
+        print(f"input bucket   s3://{stack.input_bucket}/")
+        print(f"output bucket  s3://{stack.output_bucket}/")
+        if stack.reference_uri:
+            print(f"reference      {stack.reference_uri}")
+        print(
+            f"try: aws --endpoint-url {stack.endpoint_url} s3 cp reads_R1.fastq.gz s3://{stack.input_bucket}/",
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+    return 0
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    detail = event.get("detail", {})
+    return f"{detail.get('sample', '?')}  {event.get('detail-type')}"
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    outcome = run_one(
+        _options(args),
+        args.r1,
+        args.r2,
+        args.sample or sample_name(args.r1),
+        args.ploidy,
+        args.out,
+        args.timeout,
+    )
+    print(format_summary(outcome.event, outcome.elapsed_s, outcome.files))
+    print(json.dumps(outcome.event, separators=(",", ":")), flush=True)
+    return 0 if outcome.completed else 1
