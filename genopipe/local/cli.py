@@ -76,7 +76,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
     )
 
 
-def _quiet_logs(verbose: bool) -> None:
+def quiet_logs(verbose: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("genopipe").setLevel(logging.DEBUG if verbose else logging.WARNING)
     for noisy in ("werkzeug", "moto", "botocore", "samtranslator"):
@@ -84,7 +84,7 @@ def _quiet_logs(verbose: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _quiet_logs(args.verbose)
+    quiet_logs(args.verbose)
     try:
         if args.local_command == "up":
             return serve(_options(args))
