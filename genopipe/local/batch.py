@@ -30,6 +30,7 @@ from genopipe.local.retry_strategy import RetryStrategy
 log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/batch/job"
+_ORIGINAL_RUN = Job.run
 ESSENTIAL_EXITED = "Essential container in task exited"
 
 
@@ -108,6 +109,10 @@ class LocalBatch:
         self.capacity = capacity or Capacity()
         self.reclaims = reclaims or SpotReclaims(0.0, 0)
         self.listeners: list[Callable[[JobUpdate], None]] = []
+
+    @staticmethod
+    def uninstall() -> None:
+        Job.run = _ORIGINAL_RUN  # type: ignore[method-assign]
 
     def install(self) -> None:
         executor = self

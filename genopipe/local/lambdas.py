@@ -190,6 +190,18 @@ def _store_logs(function: LambdaFunction, stream: str, text: str) -> None:
     )
 
 
+_ORIGINAL_INVOKE = LambdaFunction._invoke_lambda
+
+
+def uninstall() -> None:
+    """Give moto back its own Lambda invocation and the process its stdout."""
+    global _STDOUT
+    LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE  # type: ignore[method-assign]
+    if _STDOUT is not None and sys.stdout is _STDOUT:
+        sys.stdout = _STDOUT._real
+    _STDOUT = None
+
+
 def install(code_folders: dict[str, Path]) -> None:
     """Route every Lambda invocation of this process's moto to the in-process runtime."""
     global _STDOUT

@@ -33,6 +33,31 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+_SDK_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "MOTO_PORT",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_PROFILE",
+)
+
+
+def sdk_environment() -> dict[str, str | None]:
+    """The variables `point_sdk_at` changes, to restore them afterwards."""
+    return {name: os.environ.get(name) for name in _SDK_VARIABLES}
+
+
+def restore_sdk_environment(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    genopipe_s3.reset_client()
+
+
 def point_sdk_at(port: int) -> None:
     """Make every AWS SDK call of this process and its children go to the moto server."""
     os.environ["AWS_ENDPOINT_URL"] = endpoint_url(port)
@@ -54,12 +79,15 @@ def start(port: int = DEFAULT_PORT) -> ThreadedMotoServer:
     point_sdk_at(port)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
+    # moto's backends live as long as the process: start from an empty account every time
+    _post(port, "/moto-api/reset", b"")
+    _post(port, "/moto-api/config", json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode())
+    return server
+
+
+def _post(port: int, path: str, body: bytes) -> None:
     request = urllib.request.Request(
-        f"{endpoint_url(port)}/moto-api/config",
-        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
+        f"{endpoint_url(port)}{path}", data=body, method="POST", headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        log.debug("moto config: %s", response.read().decode())
-    return server
+        log.debug("moto %s: %s", path, response.read().decode())

@@ -78,6 +78,7 @@ class LocalStack:
         self._server: ThreadedMotoServer | None = None
         self._deployment: Deployment | None = None
         self.reference_uri: str | None = None
+        self._saved_environment: dict[str, str | None] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -99,6 +100,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         translated = translate(self.options.template)
+        self._saved_environment = server.sdk_environment()
         self._server = server.start(self.options.port)
         lambdas.install(translated.code_folders)
         waits.install(self.options.wait_scale)
@@ -115,10 +117,17 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        """Stop serving and undo the patches, so the process (a test session) can go on."""
         self.events.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self.batch.uninstall()
+        lambdas.uninstall()
+        waits.uninstall()
+        if self._saved_environment is not None:
+            server.restore_sdk_environment(self._saved_environment)
+            self._saved_environment = None
 
     def __enter__(self) -> LocalStack:
         return self.start()

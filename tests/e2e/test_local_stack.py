@@ -1,0 +1,170 @@
+"""The whole pipeline on the local stack: real template, state machine, handlers and tools."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from genopipe.evaluate import evaluate
+from genopipe.local.demo import DEMO_LENGTH
+from genopipe.local.sample_run import EventWaiter, download_outputs, upload_sample
+from genopipe.local.server import free_port
+from genopipe.local.stack import LocalStack, StackOptions
+from genopipe.simulate import SimulatedSample, simulate_sample
+
+pytestmark = [pytest.mark.e2e, pytest.mark.tools]
+
+GENOPIPE = [str(Path(sys.executable).with_name("genopipe"))]
+PIPELINE_TIMEOUT_S = 300.0
+
+
+@pytest.fixture(scope="module")
+def demo_sample(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSample:
+    return simulate_sample(tmp_path_factory.mktemp("demo"), seed=11, length=DEMO_LENGTH, sample="demo")
+
+
+@pytest.fixture(scope="module")
+def stack(demo_sample: SimulatedSample) -> Iterator[LocalStack]:
+    with LocalStack(StackOptions(port=free_port(), reference=demo_sample.reference)) as running:
+        yield running
+
+
+def overall(tp: int, fp: int, fn: int) -> tuple[float, float]:
+    return tp / (tp + fp), tp / (tp + fn)
+
+
+def test_demo_sample_completes_with_accurate_calls(
+    stack: LocalStack, demo_sample: SimulatedSample, tmp_path: Path
+) -> None:
+    waiter = EventWaiter(stack, "demo")
+    upload_sample(stack, demo_sample.r1, demo_sample.r2, "demo", ploidy=2)
+    event = waiter.wait(PIPELINE_TIMEOUT_S)
+
+    assert event["source"] == "genopipe"
+    assert event["detail-type"] == "Sample Completed", event["detail"].get("error")
+    assert event["detail"]["qc"]["read_pairs"] == demo_sample.read_pairs
+    files = {
+        path.relative_to(tmp_path / "demo").as_posix() for path in download_outputs(stack, "demo", tmp_path)
+    }
+    assert {"demo.bam", "demo.bam.bai", "demo.vcf.gz", "demo.vcf.gz.tbi", "manifest.json"} <= files
+    assert "qc/multiqc_report.html" in files
+    evaluation = evaluate(tmp_path / "demo" / "demo.vcf.gz", demo_sample.truth_vcf, demo_sample.reference)
+    precision, recall = overall(
+        evaluation.snp.tp + evaluation.indel.tp,
+        evaluation.snp.fp + evaluation.indel.fp,
+        evaluation.snp.fn + evaluation.indel.fn,
+    )
+    assert recall >= 0.95, evaluation.summary()
+    assert precision >= 0.98, evaluation.summary()
+    # every Batch job left its log stream, and the jobs ran through the real job definitions
+    streams = boto3.client("logs").describe_log_streams(logGroupName="/aws/batch/job")["logStreams"]
+    steps = {stream["logStreamName"].split("/")[0] for stream in streams}
+    assert steps == {
+        f"genopipe-{step}" for step in ("validate", "reference", "qc", "align", "call", "report")
+    }
+
+
+def test_same_pair_uploaded_twice_starts_one_execution(
+    stack: LocalStack, demo_sample: SimulatedSample
+) -> None:
+    waiter = EventWaiter(stack, "twice")
+    upload_sample(stack, demo_sample.r1, demo_sample.r2, "twice")
+    upload_sample(stack, demo_sample.r1, demo_sample.r2, "twice")  # while the first one runs
+    event = waiter.wait(PIPELINE_TIMEOUT_S)
+    upload_sample(stack, demo_sample.r1, demo_sample.r2, "twice")  # after it finished
+    time.sleep(2)
+
+    stepfunctions = boto3.client("stepfunctions")
+    executions = stepfunctions.list_executions(stateMachineArn=stack.deployment.outputs["StateMachineArn"])
+    mine = [e for e in executions["executions"] if e["name"].startswith("twice-")]
+    assert [e["executionArn"] for e in mine] == [event["detail"]["execution_arn"]]
+    assert [e["detail"]["sample"] for e in stack.events.received].count("twice") == 1
+
+
+def write_fastq_gz(path: Path, count: int, length: int = 100) -> None:
+    with gzip.open(path, "wt") as out:
+        for n in range(count):
+            out.write(f"@read{n}\n{'ACGT' * (length // 4)}\n+\n{'I' * length}\n")
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GENOPIPE, "local", "run", "--port", str(free_port()), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=PIPELINE_TIMEOUT_S + 60,
+        check=False,
+    )
+
+
+def test_malformed_pair_fails_the_sample_and_leaves_no_outputs(
+    demo_sample: SimulatedSample, tmp_path: Path
+) -> None:
+    r1, r2 = tmp_path / "broken_R1.fastq.gz", tmp_path / "broken_R2.fastq.gz"
+    write_fastq_gz(r1, 50)
+    write_fastq_gz(r2, 49)  # a mate missing: R2 is one record short
+    out = tmp_path / "out"
+
+    result = run_cli("--r1", r1, "--r2", r2, "--reference", demo_sample.reference, "--out", out)
+
+    assert result.returncode == 1, result.stderr
+    event = json.loads(result.stdout.strip().splitlines()[-1])
+    assert event["detail-type"] == "Sample Failed"
+    error = event["detail"]["error"]
+    assert error["step"] == "validate"
+    assert "exit code 1" in error["message"], error
+    assert not (out / "broken").exists()  # nothing was under s3://<output>/broken/ to download
+
+
+def test_malformed_pair_names_the_problem_and_leaves_nothing_in_the_output_bucket(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    r1, r2 = tmp_path / "mangled_R1.fastq.gz", tmp_path / "mangled_R2.fastq.gz"
+    write_fastq_gz(r1, 50)
+    write_fastq_gz(r2, 49)
+    waiter = EventWaiter(stack, "mangled")
+    upload_sample(stack, r1, r2, "mangled")
+    event = waiter.wait(PIPELINE_TIMEOUT_S)
+
+    assert event["detail-type"] == "Sample Failed"
+    stream = event["detail"]["error"]["message"].rsplit(" stream ", 1)[1]
+    lines = boto3.client("logs").get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)["events"]
+    last = lines[-1]["message"]
+    assert last.startswith("genopipe validate: ") and "mangled_R2.fastq.gz" in last, last
+    listed = boto3.client("s3").list_objects_v2(Bucket=stack.output_bucket)
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    assert not [key for key in keys if key.startswith("mangled/")]
+    assert not [key for key in keys if key.startswith(".staging/mangled-")]
+
+
+EBOV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ebov"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not EBOV.is_dir(), reason=f"real data not present: {EBOV}")
+def test_ebov_haploid_run_finds_all_truth_variants(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli(
+        "--r1", EBOV / "G5012.3_R1.fastq.gz", "--r2", EBOV / "G5012.3_R2.fastq.gz",
+        "--reference", EBOV / "KJ660346.2.fasta", "--ploidy", "1", "--out", out,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    event = json.loads(result.stdout.strip().splitlines()[-1])
+    assert event["detail-type"] == "Sample Completed"
+    assert event["detail"]["sample"] == "G5012.3"
+    evaluation = evaluate(
+        out / "G5012.3" / "G5012.3.vcf.gz",
+        EBOV / "EBOV_G5012.3_vs_KJ660346.2.vcf.gz",
+        EBOV / "KJ660346.2.fasta",
+    )
+    assert evaluation.snp.truth + evaluation.indel.truth == 15
+    assert evaluation.snp.fn == 0 and evaluation.indel.fn == 0, evaluation.summary()
