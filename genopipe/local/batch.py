@@ -4,7 +4,7 @@
 ours moves the job through SUBMITTED -> PENDING -> RUNNABLE -> STARTING -> RUNNING ->
 SUCCEEDED/FAILED, waits in RUNNABLE until its vCPUs and memory fit on this machine, runs each
 attempt through a `JobRunner`, writes the output to CloudWatch Logs (`/aws/batch/job`), applies
-the job definition's RetryStrategy, and can end attempts the way a Spot reclaim does.
+the job definition's RetryStrategy, and can end attempts on Spot capacity the way a Spot reclaim does.
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ class SpotReclaims:
         if draw.random() >= self.rate:
             return None
         return draw.uniform(0.2, 1.5), f"i-{draw.getrandbits(68):017x}"
+
+
+def _on_spot(job: Job) -> bool:
+    """Only Spot capacity is reclaimed: the job's queue leads to a SPOT compute environment."""
+    return any(
+        str((environment.compute_resources or {}).get("type", "")).upper() == "SPOT"
+        for environment in job.job_queue.environments
+    )
 
 
 class _LogStream:
@@ -179,7 +187,7 @@ class LocalBatch:
         job.log_stream_name = stream.name
         job._start_attempt()
         self._set(job, JobStatus.RUNNING, attempt)
-        reclaim = self.reclaims.plan(job.job_name, attempt)
+        reclaim = self.reclaims.plan(job.job_name, attempt) if _on_spot(job) else None
         timer = None
         if reclaim is not None:
             timer = threading.Timer(reclaim[0], cancel.set)

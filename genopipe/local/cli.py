@@ -80,7 +80,7 @@ def quiet_logs(verbose: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("genopipe").setLevel(logging.DEBUG if verbose else logging.WARNING)
     for noisy in ("werkzeug", "moto", "botocore", "samtranslator"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)  # moto logs a failed execution as ERROR
 
 
 def run(args: argparse.Namespace) -> int:
