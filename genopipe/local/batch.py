@@ -23,6 +23,7 @@ from moto.batch.models import Job
 from moto.batch.utils import JobStatus
 from moto.core.utils import unix_time_millis
 
+from genopipe.local import waits
 from genopipe.local.capacity import Capacity
 from genopipe.local.executors import JobLaunch, JobRunner
 from genopipe.local.retry_strategy import RetryStrategy
@@ -138,8 +139,7 @@ class LocalBatch:
         except Exception as error:  # a bug here must not leave the job RUNNING forever
             log.exception("local batch: job %s crashed the executor", job.job_name)
             job.job_stopped_reason = f"local executor error: {error}"
-            job._mark_stopped(success=False)
-            self._tell(job, JobStatus.FAILED, len(job.attempts), str(error))
+            self._finished(job, False, len(job.attempts), str(error))
 
     def _run_job(self, job: Job) -> None:
         launch = self._launch(job)
@@ -156,22 +156,19 @@ class LocalBatch:
             stopper.start()
             with self.capacity.reserved(launch.vcpus, launch.memory_mib, cancel) as admitted:
                 if not admitted:
-                    job._mark_stopped(success=False)
-                    self._tell(job, JobStatus.FAILED, attempt, job.job_stopped_reason or "")
+                    self._finished(job, False, attempt, job.job_stopped_reason or "")
                     return
                 exit_code, status_reason, reason = self._attempt(job, launch, attempt, cancel)
             cancel.set()
             if exit_code == 0:
                 job.exit_code = 0
                 job.job_stopped_reason = None
-                job._mark_stopped(success=True)
-                self._tell(job, JobStatus.SUCCEEDED, attempt)
+                self._finished(job, True, attempt)
                 return
             job.exit_code = exit_code
             job.job_stopped_reason = status_reason
             if job.stop or not strategy.should_retry(attempt, status_reason, reason, exit_code):
-                job._mark_stopped(success=False)
-                self._tell(job, JobStatus.FAILED, attempt, status_reason)
+                self._finished(job, False, attempt, status_reason)
                 return
             log.debug(
                 "local batch: %s attempt %d failed (%s); retrying", job.job_name, attempt, status_reason
@@ -274,6 +271,11 @@ class LocalBatch:
         )
 
     # -- status --------------------------------------------------------------------------------
+
+    def _finished(self, job: Job, success: bool, attempt: int, reason: str = "") -> None:
+        job._mark_stopped(success=success)
+        waits.job_finished()
+        self._tell(job, JobStatus.SUCCEEDED if success else JobStatus.FAILED, attempt, reason)
 
     def _set(self, job: Job, status: str, attempt: int) -> None:
         job.status = status
