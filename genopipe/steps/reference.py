@@ -111,6 +111,17 @@ def _plain_fasta(step: Step, fasta: S3Uri, local_original: Path | None, cache: S
     return target
 
 
+def check_fasta(plain: Path, fasta: S3Uri) -> None:
+    """Fail fast, naming the file, when the reference is not FASTA (samtools' own error is cryptic)."""
+    with plain.open("rb") as handle:
+        start = handle.read(4096).lstrip()
+    if not start:
+        raise StepError(fasta, "not a FASTA file: it is empty")
+    if not start.startswith(b">"):
+        first = start.splitlines()[0][:40].decode("utf-8", "replace")
+        raise StepError(fasta, f"not a FASTA file: the first line must start with '>', not {first!r}")
+
+
 def run(step: Step) -> None:
     fasta = step.params.reference
     info = s3.head(fasta)
@@ -132,6 +143,7 @@ def run(step: Step) -> None:
     built: list[str] = []
     if missing:
         plain = _plain_fasta(step, fasta, local_original, cache, name)
+        check_fasta(plain, fasta)
         if f"{name}.fai" in missing or name in missing:
             step.pipe(Tool(["samtools", "faidx", str(plain)], fasta))
             if not Path(f"{plain}.fai").read_text().strip():

@@ -5,8 +5,9 @@ where awk reads R2 in lockstep from its own `pigz -dc R2` pipe and stops at the 
 reporting its number. pigz checks gzip integrity (CRC and length of every member, so a truncated
 or corrupt file fails even when its records look fine).
 
-Checked: gzip integrity; 4-line records (`@` header, sequence of letters/`.`/`*`/`-`, `+` line,
-quality as long as the sequence, printable qualities); equal record counts; matching read names in
+Checked: gzip integrity; 4-line records (`@` header with a name, a non-empty sequence of IUPAC
+letters or `.`/`-`, a `+` line that is bare or repeats the header, quality as long as the sequence,
+printable qualities `!`..`~`); equal record counts; matching read names in
 R1 and R2 (the first word of the header, with a trailing `/1` or `/2` removed); at least one record.
 
 Policy, documented in the README:
@@ -52,11 +53,17 @@ function check(side, line, k) {
         if (substr(line, 1, 1) != "@")
             fail(side, "header line does not start with '@' (not a 4-line FASTQ record?)")
         if (length(line) < 2) fail(side, "empty read name")
+        header[side] = line
     } else if (k == 2) {
-        if (line ~ /[^A-Za-z.*-]/) fail(side, "sequence line holds characters that are not bases")
+        if (line == "") fail(side, "empty sequence")
+        if (match(line, /[^ACGTUNRYSWKMBDHVacgtunryswkmbdhv.-]/))
+            fail(side, "sequence holds '" substr(line, RSTART, 1) "', not an IUPAC base")
     } else if (k == 3) {
         if (substr(line, 1, 1) != "+")
             fail(side, "line 3 does not start with '+' (wrapped multi-line records are not supported)")
+        # `+` alone, or `+` repeating the header (the old Sanger style)
+        if (length(line) > 1 && substr(line, 2) != substr(header[side], 2))
+            fail(side, "'+' line '" substr(line, 2) "' differs from the header '" substr(header[side], 2) "'")
     } else {
         if (line ~ /[^!-~]/) fail(side, "quality line holds characters outside '!'..'~'")
     }
@@ -101,6 +108,9 @@ def check_lane(step: Step, number: int, lane: Lane) -> int:
     """Validate one FASTQ pair; returns its record count or raises StepError."""
     r1 = step.fetch(lane.r1, "in", f"L{number}", "R1.fastq.gz")
     r2 = step.fetch(lane.r2, "in", f"L{number}", "R2.fastq.gz")
+    for uri, path in ((lane.r1, r1), (lane.r2, r2)):
+        if path.stat().st_size == 0:
+            raise StepError(uri, "empty file (0 bytes)")
     verdict = step.path("in", f"L{number}", "verdict.txt")
     step.programs.setdefault("pigz", "pigz")
     try:

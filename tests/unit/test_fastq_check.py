@@ -43,7 +43,7 @@ def test_names_match_without_mate_suffix_or_comment(tmp_path: Path) -> None:
         ("@a/1\nACG\nT\n+\nIIII\n", "@a/2\nACGT\n+\nIIII\n", "1 1 line 3 does not start with '+'"),
         (fastq(2, 1), fastq(3, 2), "1 3 ends early: R1 has fewer records than R2"),
         (fastq(2, 1), "", "2 1 ends early: R2 has fewer records than R1"),
-        (fastq(2, 1, seq="AC1T"), fastq(2, 2), "1 1 sequence line holds characters that are not bases"),
+        (fastq(2, 1, seq="AC1T"), fastq(2, 2), "1 1 sequence holds '1', not an IUPAC base"),
         (fastq(2, 1) + "@read3/1\nAC\n", fastq(3, 2), "1 3 truncated: the last record has 2 of 4 lines"),
         ("", "", "1 0 no reads"),
     ],
