@@ -97,7 +97,13 @@ def run_validate(r1: bytes, r2: bytes, folder: str = "in") -> tuple[int, dict[st
 
 @pytest.mark.parametrize(("case", "r1", "r2", "named", "problem"), CASES, ids=[c[0] for c in CASES])
 def test_bad_fastq_fails_validate_with_one_line(
-    bucket: None, capsys: pytest.CaptureFixture[str], case: str, r1: bytes, r2: bytes, named: str, problem: str
+    bucket: None,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    r1: bytes,
+    r2: bytes,
+    named: str,
+    problem: str,
 ) -> None:
     code, uris = run_validate(r1, r2)
     err = capsys.readouterr().err.strip()
