@@ -46,6 +46,9 @@ class IntakeSettings:
 class ExecutionRequest:
     name: str
     input: PipelineInput
+    # paired by Illumina lane names without a sample sheet: more lanes may still be uploading, so
+    # the sample starts only after a quiet period (genopipe.admission)
+    lanes_by_name: bool = False
 
     def input_json(self) -> str:
         # sorted keys, no whitespace: byte-identical for identical requests
@@ -53,10 +56,25 @@ class ExecutionRequest:
 
 
 @dataclass(frozen=True)
+class IncompleteSample:
+    """A sample that cannot start yet: `folder` is its folder in `bucket`, `reason` names the file."""
+
+    bucket: str
+    folder: str
+    sample: str
+    reason: str
+
+    @property
+    def identity(self) -> str:
+        return f"s3://{self.bucket}/{self.folder}{self.sample}"
+
+
+@dataclass(frozen=True)
 class IntakeDecision:
     requests: list[ExecutionRequest] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # why a sample cannot start yet
     ignored: str | None = None  # why the key is not a pipeline input at all
+    incomplete: list[IncompleteSample] = field(default_factory=list)  # the same, per sample
 
 
 def execution_name(sample: str, bucket: str, inputs: list[InputObject], pipeline_version: str) -> str:
@@ -120,7 +138,10 @@ def _from_sheet(
             else:
                 inputs.append(InputObject(uri=uri, etag=etag))
         if missing:
-            decision.waiting.append(f"{sheet.uri}: sample {sample.sample!r} waits for {', '.join(missing)}")
+            reason = f"{sheet.uri}: sample {sample.sample!r} waits for {', '.join(missing)}"
+            decision.waiting.append(reason)
+            sheet_folder = folder_of(_split(sheet.uri)[1])
+            decision.incomplete.append(IncompleteSample(bucket, sheet_folder, sample.sample, reason))
             continue
         lanes = [Lane(r1=r1, r2=r2) for r1, r2 in sample.lanes]
         ploidy = sample.ploidy or settings.default_ploidy
@@ -156,11 +177,15 @@ def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> 
                 return _from_sheet(sheet, listing[sheet_key], sample, store, listing, bucket, settings)
     paired = pair_sample(name, listing)
     if paired is None:
-        return IntakeDecision(waiting=[f"{uri}: sample {name.sample!r} waits for its mate file(s)"])
+        reason = f"{uri}: sample {name.sample!r} waits for its mate file(s)"
+        incomplete = IncompleteSample(bucket, folder, name.sample, reason)
+        return IntakeDecision(waiting=[reason], incomplete=[incomplete])
     lanes = [Lane(r1=f"s3://{bucket}/{r1}", r2=f"s3://{bucket}/{r2}") for r1, r2 in paired.lanes]
     inputs = [
         InputObject(uri=f"s3://{bucket}/{k}", etag=listing.get(k) or store.etag(f"s3://{bucket}/{k}") or "")
         for k in paired.keys
     ]
     request = _request(paired.sample, bucket, lanes, inputs, settings.default_ploidy, settings)
+    if name.lane:
+        request = ExecutionRequest(request.name, request.input, lanes_by_name=True)
     return IntakeDecision(requests=[request])

@@ -29,6 +29,10 @@ SAMPLESHEET_NAME = "samplesheet.csv"
 class PairingError(ValueError):
     """Names that cannot be paired unambiguously; `str()` names the key and the problem."""
 
+    def __init__(self, message: str, sample: str | None = None) -> None:
+        super().__init__(message)
+        self.sample = sample  # the sample it concerns, for the Sample Failed event
+
 
 @dataclass(frozen=True, order=True)
 class FastqName:
@@ -65,7 +69,9 @@ def parse_fastq_key(key: str) -> FastqName | None:
         if match:
             sample = match["sample"]
             if not re.match(SAMPLE_PATTERN, sample):
-                raise PairingError(f"{key}: sample name {sample!r} may only hold letters, digits, . _ -")
+                raise PairingError(
+                    f"{key}: sample name {sample!r} may only hold letters, digits, . _ -", sample
+                )
             groups = match.groupdict()
             lane = f"S{groups['number']}_L{groups['lane']}" if groups.get("lane") else ""
             return FastqName(folder, sample, lane, int(match["read"]), key)
@@ -88,11 +94,15 @@ def pair_sample(trigger: FastqName, keys: Iterable[str]) -> PairedSample | None:
         slot = (name.lane, name.read)
         if slot in reads and reads[slot] != key:
             first, second = sorted((reads[slot], key))
-            raise PairingError(f"{second}: sample {trigger.sample!r} already has R{name.read} {first}")
+            raise PairingError(
+                f"{second}: sample {trigger.sample!r} already has R{name.read} {first}", trigger.sample
+            )
         reads[slot] = key
     lanes = sorted({lane for lane, _ in reads})
     if "" in lanes and len(lanes) > 1:
-        raise PairingError(f"{trigger.key}: sample {trigger.sample!r} mixes Illumina and plain names")
+        raise PairingError(
+            f"{trigger.key}: sample {trigger.sample!r} mixes Illumina and plain names", trigger.sample
+        )
     if any((lane, 1) not in reads or (lane, 2) not in reads for lane in lanes):
         return None
     return PairedSample(trigger.sample, tuple((reads[(lane, 1)], reads[(lane, 2)]) for lane in lanes))

@@ -26,3 +26,13 @@ def start_execution(state_machine_arn: str, name: str, input_json: str) -> bool:
     except sfn.exceptions.ExecutionAlreadyExists:
         return False
     return True
+
+
+class StepFunctionsExecutions:
+    """genopipe.admission.Executions: starts executions of one state machine."""
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def start(self, name: str, input_json: str) -> None:
+        start_execution(self.state_machine_arn, name, input_json)

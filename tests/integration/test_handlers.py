@@ -16,7 +16,7 @@ from moto.batch.models import Job
 
 from genopipe import s3
 from genopipe.aws import batch as batch_adapter
-from genopipe.aws import eventbridge, stepfunctions
+from genopipe.aws import eventbridge, ledger, stepfunctions
 from genopipe.local.lambdas import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,15 +54,28 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]
         "ON_DEMAND_PRICE_PER_VCPU_HOUR": "0.0425",
         "POLL_INITIAL_SECONDS": "10",
         "POLL_MAX_SECONDS": "5120",
+        "INTAKE_TABLE": "genopipe-intake",
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(Job, "run", lambda self: None)  # jobs stay SUBMITTED: no container runs
     with mock_aws():
-        for cached in (s3.client, batch_adapter.client, stepfunctions.client, eventbridge.client):
+        for cached in (
+            s3.client,
+            batch_adapter.client,
+            stepfunctions.client,
+            eventbridge.client,
+            ledger.client,
+        ):
             cached.cache_clear()
         for bucket in (INPUT, OUTPUT):
             boto3.client("s3").create_bucket(Bucket=bucket)
+        boto3.client("dynamodb").create_table(
+            TableName="genopipe-intake",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         machine = boto3.client("stepfunctions").create_state_machine(
             name="genopipe",
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
@@ -70,7 +83,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]
         )
         monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
         yield _load
-        for cached in (s3.client, batch_adapter.client, stepfunctions.client, eventbridge.client):
+        for cached in (
+            s3.client,
+            batch_adapter.client,
+            stepfunctions.client,
+            eventbridge.client,
+            ledger.client,
+        ):
             cached.cache_clear()
 
 

@@ -1,0 +1,233 @@
+"""Admitting samples exactly once, and forgetting none: what the intake and sweep Lambdas do with
+an `IntakeDecision` (genopipe.intake).
+
+- Exactly once: the execution name is a function of the inputs (bucket, keys, ETags, pipeline
+  version), and a conditional write of that name to the intake ledger (DynamoDB) tells the first
+  intake invocation from a duplicate or a racing one. StartExecution is still called by every
+  invocation that gets that far (it is idempotent by name and input), so an intake that crashed
+  between its claim and its StartExecution is repaired by the retried event.
+- Nothing forgotten: a sample that cannot start yet (a mate, a lane, or a file its sample sheet
+  lists is missing) is written to the ledger with the time it was first and last seen. The
+  scheduled sweep re-plans each one: it starts those now complete and quiet, and fails those
+  still incomplete after the mate timeout with a `Sample Failed` event (reason "mate missing").
+- Lanes uploaded one at a time: a sample paired by Illumina lane names (no sample sheet) starts
+  only after `lane_settle_s` without a new file of that sample, so a run never starts with only
+  the first lanes; with `lane_settle_s = 0` it starts at once.
+- Inputs that can never start (bad names, a bad sample sheet) fail at once with `Sample Failed`.
+
+No AWS in here: the ledger, Step Functions and EventBridge are ports (genopipe.aws adapts them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from genopipe.events import FAILED, ErrorDetail, SampleEvent, SampleEventDetail
+from genopipe.intake import (
+    ExecutionRequest,
+    IncompleteSample,
+    InputStore,
+    IntakeDecision,
+    IntakeSettings,
+    plan,
+)
+from genopipe.pairing import PairingError, is_samplesheet
+from genopipe.samplesheet import SamplesheetError
+
+MATE_MISSING = "mate missing"
+INTAKE_STEP = "intake"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A ledger entry: one sample that has not started. `trigger` is the last key seen for it."""
+
+    identity: str  # s3://bucket/folder/sample
+    bucket: str
+    trigger: str
+    sample: str
+    reason: str
+    first_seen: float
+    last_seen: float
+    settling: bool = False  # complete, but its lanes were paired by name: waits for quiet
+
+
+class Ledger(Protocol):
+    def claim(self, execution: str, sample: str, now: float) -> bool:
+        """Record that `execution` was started; False if it was already recorded."""
+        ...
+
+    def note_waiting(self, waiting: Waiting) -> None:
+        """Upsert by identity, keeping the earliest `first_seen`."""
+        ...
+
+    def clear_waiting(self, identity: str) -> None: ...
+
+    def remove_waiting(self, waiting: Waiting) -> bool:
+        """Delete the entry if it is unchanged since it was read (no new file arrived); False if not."""
+        ...
+
+    def waiting(self) -> list[Waiting]: ...
+
+
+class Executions(Protocol):
+    def start(self, name: str, input_json: str) -> None:
+        """StartExecution; an existing execution of that name is not an error."""
+        ...
+
+
+class EventBus(Protocol):
+    def put(self, event: SampleEvent) -> None: ...
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    mate_timeout_s: float = 3600.0
+    lane_settle_s: float = 300.0
+
+
+@dataclass
+class Outcome:
+    started: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {name: list(values) for name, values in vars(self).items()}
+
+
+def failure_event(sample: str, error_type: str, message: str, pipeline_version: str) -> SampleEvent:
+    """A `Sample Failed` for a sample that never got an execution (so `execution_arn` is empty)."""
+    detail = SampleEventDetail(
+        sample=sample,
+        execution_arn="",
+        status="FAILED",
+        error=ErrorDetail(step=INTAKE_STEP, type=error_type, message=message),
+        pipeline_version=pipeline_version,
+    )
+    return SampleEvent(detail_type=FAILED, detail=detail)
+
+
+class Admission:
+    def __init__(
+        self,
+        store: InputStore,
+        ledger: Ledger,
+        executions: Executions,
+        bus: EventBus,
+        settings: IntakeSettings,
+        admission: AdmissionSettings,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store, self.ledger, self.executions, self.bus = store, ledger, executions, bus
+        self.settings, self.admission, self.clock = settings, admission, clock
+
+    def on_object(self, bucket: str, key: str) -> Outcome:
+        """An object landed (the key URL-decoded): start, record as waiting, or fail."""
+        outcome = Outcome()
+        now = self.clock()
+        decision = self._plan(bucket, key, outcome)
+        if decision is None:
+            return outcome
+        if decision.ignored:
+            outcome.ignored.append(decision.ignored)
+        for incomplete in decision.incomplete:
+            self._note(incomplete, key, now, settling=False)
+            outcome.waiting.append(incomplete.reason)
+        for request in decision.requests:
+            if request.lanes_by_name and self.admission.lane_settle_s > 0:
+                reason = f"s3://{bucket}/{key}: sample {request.input.sample!r} waits for more lanes"
+                self._note(_incomplete_of(request, bucket, key, reason), key, now, settling=True)
+                outcome.waiting.append(reason)
+            else:
+                self._start(request, bucket, key, outcome)
+        return outcome
+
+    def sweep(self) -> Outcome:
+        """Start the waiting samples that are now complete (and quiet); fail those past the timeout."""
+        outcome = Outcome()
+        for waiting in self.ledger.waiting():
+            now = self.clock()
+            decision = self._plan(waiting.bucket, waiting.trigger, outcome, forget=waiting)
+            if decision is None:
+                continue
+            mine = [
+                r
+                for r in decision.requests
+                if _identity(r, waiting.bucket, waiting.trigger) == waiting.identity
+            ]
+            if mine:
+                if (
+                    any(r.lanes_by_name for r in mine)
+                    and now - waiting.last_seen < self.admission.lane_settle_s
+                ):
+                    outcome.waiting.append(f"{waiting.reason} (quiet for {now - waiting.last_seen:.0f} s)")
+                    continue
+                for request in mine:
+                    self._start(request, waiting.bucket, waiting.trigger, outcome)
+                continue
+            if now - waiting.first_seen < self.admission.mate_timeout_s:
+                outcome.waiting.append(waiting.reason)
+                continue
+            if self.ledger.remove_waiting(waiting):  # a file that arrived meanwhile wins
+                message = (
+                    f"{waiting.reason}; {MATE_MISSING} after {now - waiting.first_seen:.0f} s "
+                    f"(timeout {self.admission.mate_timeout_s:.0f} s): upload it to start the sample"
+                )
+                self.bus.put(
+                    failure_event(waiting.sample, "MateMissing", message, self.settings.pipeline_version)
+                )
+                outcome.rejected.append(message)
+        return outcome
+
+    def _plan(
+        self, bucket: str, key: str, outcome: Outcome, forget: Waiting | None = None
+    ) -> IntakeDecision | None:
+        try:
+            return plan(bucket, key, self.store, self.settings)
+        except (PairingError, SamplesheetError) as error:
+            sample = getattr(error, "sample", None) or (forget.sample if forget else key)
+            error_type = "InvalidSamplesheet" if isinstance(error, SamplesheetError) else "InvalidInputName"
+            self.bus.put(failure_event(sample, error_type, str(error), self.settings.pipeline_version))
+            if forget is not None:
+                self.ledger.clear_waiting(forget.identity)
+            outcome.rejected.append(str(error))
+            return None
+
+    def _note(self, incomplete: IncompleteSample, key: str, now: float, settling: bool) -> None:
+        self.ledger.note_waiting(
+            Waiting(
+                identity=incomplete.identity,
+                bucket=incomplete.bucket,
+                trigger=key,
+                sample=incomplete.sample,
+                reason=incomplete.reason,
+                first_seen=now,
+                last_seen=now,
+                settling=settling,
+            )
+        )
+
+    def _start(self, request: ExecutionRequest, bucket: str, key: str, outcome: Outcome) -> None:
+        first = self.ledger.claim(request.name, request.input.sample, self.clock())
+        self.executions.start(request.name, request.input_json())  # idempotent: repairs a lost start
+        self.ledger.clear_waiting(_identity(request, bucket, key))
+        (outcome.started if first else outcome.duplicates).append(request.name)
+
+
+def _folder(key: str) -> str:
+    return key[: key.rfind("/") + 1]
+
+
+def _identity(request: ExecutionRequest, bucket: str, key: str) -> str:
+    return _incomplete_of(request, bucket, key, "").identity
+
+
+def _incomplete_of(request: ExecutionRequest, bucket: str, key: str, reason: str) -> IncompleteSample:
+    sheets = [i.uri for i in request.input.inputs if is_samplesheet(i.uri)]
+    folder = _folder(sheets[0].removeprefix(f"s3://{bucket}/")) if sheets else _folder(key)
+    return IncompleteSample(bucket, folder, request.input.sample, reason)

@@ -1,0 +1,122 @@
+"""The intake ledger (genopipe.admission.Ledger) as one DynamoDB table, `pk` its only key.
+
+- `execution#<name>`: the execution was started (conditional put: the first writer wins); expires
+  with `expires_at` after Step Functions' own 90-day name retention.
+- `waiting#s3://<bucket>/<folder><sample>`: a sample that has not started yet, with the times it
+  was first and last seen; deleted when it starts or is reported.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from genopipe.admission import Waiting
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+EXECUTION_RETENTION_S = 90 * 24 * 3600
+_EXECUTION, _WAITING = "execution#", "waiting#"
+
+
+@functools.cache
+def client() -> DynamoDBClient:
+    return boto3.client("dynamodb")
+
+
+def _number(value: float) -> dict[str, str]:
+    return {"N": repr(float(value))}
+
+
+class DynamoLedger:
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def claim(self, execution: str, sample: str, now: float) -> bool:
+        dynamo = client()
+        try:
+            dynamo.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": _EXECUTION + execution},
+                    "sample": {"S": sample},
+                    "claimed_at": _number(now),
+                    "expires_at": {"N": str(int(now) + EXECUTION_RETENTION_S)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except dynamo.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def note_waiting(self, waiting: Waiting) -> None:
+        client().update_item(
+            TableName=self.table,
+            Key={"pk": {"S": _WAITING + waiting.identity}},
+            UpdateExpression=(
+                "SET #bucket = :bucket, #trigger = :trigger, #sample = :sample, #reason = :reason, "
+                "#last_seen = :now, #settling = :settling, #first_seen = if_not_exists(#first_seen, :now)"
+            ),
+            ExpressionAttributeNames={
+                f"#{name}": name
+                for name in ("bucket", "trigger", "sample", "reason", "last_seen", "settling", "first_seen")
+            },
+            ExpressionAttributeValues={
+                ":bucket": {"S": waiting.bucket},
+                ":trigger": {"S": waiting.trigger},
+                ":sample": {"S": waiting.sample},
+                ":reason": {"S": waiting.reason},
+                ":now": _number(waiting.last_seen),
+                ":settling": {"BOOL": waiting.settling},
+            },
+        )
+
+    def clear_waiting(self, identity: str) -> None:
+        client().delete_item(TableName=self.table, Key={"pk": {"S": _WAITING + identity}})
+
+    def remove_waiting(self, waiting: Waiting) -> bool:
+        dynamo = client()
+        try:
+            dynamo.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": _WAITING + waiting.identity}},
+                ConditionExpression="#last_seen = :seen",
+                ExpressionAttributeNames={"#last_seen": "last_seen"},
+                ExpressionAttributeValues={":seen": _number(waiting.last_seen)},
+            )
+        except dynamo.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def waiting(self) -> list[Waiting]:
+        found = []
+        pages = (
+            client()
+            .get_paginator("scan")
+            .paginate(
+                TableName=self.table,
+                FilterExpression="begins_with(pk, :waiting)",
+                ExpressionAttributeValues={":waiting": {"S": _WAITING}},
+                ConsistentRead=True,
+            )
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                found.append(
+                    Waiting(
+                        identity=item["pk"]["S"].removeprefix(_WAITING),
+                        bucket=item["bucket"]["S"],
+                        trigger=item["trigger"]["S"],
+                        sample=item["sample"]["S"],
+                        reason=item["reason"]["S"],
+                        first_seen=float(item["first_seen"]["N"]),
+                        last_seen=float(item["last_seen"]["N"]),
+                        settling=bool(item.get("settling", {}).get("BOOL", False)),
+                    )
+                )
+        return sorted(found, key=lambda w: w.first_seen)

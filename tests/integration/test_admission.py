@@ -1,0 +1,259 @@
+"""Exactly once, nothing forgotten (issue 6): the intake's admission over moto's S3, DynamoDB and
+Step Functions, with a controllable clock for the sweep's timeouts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from genopipe import s3
+from genopipe.admission import Admission, AdmissionSettings
+from genopipe.aws import ledger, stepfunctions
+from genopipe.aws.input_store import S3InputStore
+from genopipe.aws.ledger import DynamoLedger
+from genopipe.aws.stepfunctions import StepFunctionsExecutions
+from genopipe.events import SampleEvent
+from genopipe.intake import IntakeSettings
+
+INPUT, OUTPUT, TABLE = "in-bucket", "out-bucket", "genopipe-intake"
+SETTINGS = IntakeSettings(OUTPUT, "s3://ref/genome.fa", "minimap2", "0.1.0")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Bus(list[SampleEvent]):
+    def put(self, event: SampleEvent) -> None:
+        self.append(event)
+
+
+@dataclass
+class World:
+    admission: Admission
+    clock: Clock
+    bus: Bus
+    machine: str
+
+    def put(self, key: str, body: bytes) -> None:
+        boto3.client("s3").put_object(Bucket=INPUT, Key=key, Body=body)
+
+    def executions(self) -> list[dict[str, object]]:
+        sfn = boto3.client("stepfunctions")
+        return list(sfn.list_executions(stateMachineArn=self.machine)["executions"])
+
+    def execution_input(self, name: str) -> dict[str, object]:
+        sfn = boto3.client("stepfunctions")
+        arn = self.machine.replace(":stateMachine:", ":execution:") + f":{name}"
+        return dict(json.loads(sfn.describe_execution(executionArn=arn)["input"]))
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        for cached in (s3.client, ledger.client, stepfunctions.client):
+            cached.cache_clear()
+        boto3.client("s3").create_bucket(Bucket=INPUT)
+        boto3.client("dynamodb").create_table(
+            TableName=TABLE,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="genopipe",
+            definition=json.dumps(
+                {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
+            ),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        clock, bus = Clock(), Bus()
+        admission = Admission(
+            S3InputStore(),
+            DynamoLedger(TABLE),
+            StepFunctionsExecutions(machine),
+            bus,
+            SETTINGS,
+            AdmissionSettings(mate_timeout_s=3600, lane_settle_s=300),
+            clock,
+        )
+        yield World(admission, clock, bus, machine)
+        for cached in (s3.client, ledger.client, stepfunctions.client):
+            cached.cache_clear()
+
+
+def test_the_same_event_three_times_starts_one_execution(world: World) -> None:
+    world.put("run/A_R1.fastq.gz", b"r1")
+    world.put("run/A_R2.fastq.gz", b"r2")
+    outcomes = [world.admission.on_object(INPUT, "run/A_R2.fastq.gz") for _ in range(3)]
+
+    assert [len(o.started) for o in outcomes] == [1, 0, 0]
+    assert [len(o.duplicates) for o in outcomes] == [0, 1, 1]
+    assert [e["name"] for e in world.executions()] == outcomes[0].started
+
+
+def test_r1_and_r2_racing_start_one_execution_per_sample(world: World) -> None:
+    samples = [f"S{n}" for n in range(8)]
+    for sample in samples:
+        world.put(f"race/{sample}_R1.fastq.gz", b"r1")
+        world.put(f"race/{sample}_R2.fastq.gz", b"r2")
+    barrier = threading.Barrier(2 * len(samples))
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def intake(key: str) -> None:
+        barrier.wait()
+        outcome = world.admission.on_object(INPUT, key)
+        with lock:
+            started.extend(outcome.started)
+
+    threads = [
+        threading.Thread(target=intake, args=(f"race/{sample}_R{read}.fastq.gz",))
+        for sample in samples
+        for read in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    names = sorted(e["name"] for e in world.executions())  # type: ignore[type-var]
+    assert len(names) == len(samples)
+    assert sorted(started) == names  # each claimed by exactly one of its two racing intakes
+
+
+def test_identical_reupload_is_a_duplicate_and_new_content_is_a_new_run(world: World) -> None:
+    world.put("re/B_1.fq.gz", b"r1")
+    world.put("re/B_2.fq.gz", b"r2")
+    (first,) = world.admission.on_object(INPUT, "re/B_2.fq.gz").started
+    world.put("re/B_2.fq.gz", b"r2")  # the same bytes again: the same ETag
+    assert world.admission.on_object(INPUT, "re/B_2.fq.gz").duplicates == [first]
+    world.put("re/B_2.fq.gz", b"r2, corrected")
+    (second,) = world.admission.on_object(INPUT, "re/B_2.fq.gz").started
+
+    assert second != first and sorted(e["name"] for e in world.executions()) == sorted([first, second])  # type: ignore[type-var]
+
+
+def test_a_missing_mate_is_reported_once_after_the_timeout(world: World) -> None:
+    world.put("lonely dir+ü/C_R1.fastq.gz", b"r1")
+    assert world.admission.on_object(INPUT, "lonely dir+ü/C_R1.fastq.gz").waiting
+    world.clock.now += 3599
+    assert world.admission.sweep().rejected == [] and world.bus == []
+    world.clock.now += 2
+    reported = world.admission.sweep()
+
+    (event,) = world.bus
+    assert event.detail_type == "Sample Failed" and event.detail.sample == "C"
+    assert event.detail.error is not None and event.detail.error.type == "MateMissing"
+    message = event.detail.error.message
+    assert f"s3://{INPUT}/lonely dir+ü/C_R1.fastq.gz" in message and "mate missing after 3601 s" in message
+    assert reported.rejected == [message]
+    assert world.admission.sweep().rejected == []  # reported once
+    # the mate arrives late after all: the sample runs normally
+    world.put("lonely dir+ü/C_R2.fastq.gz", b"r2")
+    assert len(world.admission.on_object(INPUT, "lonely dir+ü/C_R2.fastq.gz").started) == 1
+
+
+def test_a_mate_arriving_before_the_timeout_is_not_reported(world: World) -> None:
+    world.put("late/D_R1.fastq.gz", b"r1")
+    world.admission.on_object(INPUT, "late/D_R1.fastq.gz")
+    world.clock.now += 1800
+    world.put("late/D_R2.fastq.gz", b"r2")
+    world.admission.on_object(INPUT, "late/D_R2.fastq.gz")
+    world.clock.now += 7200
+    assert world.admission.sweep().rejected == [] and world.bus == []
+    assert len(world.executions()) == 1
+
+
+def test_a_lost_event_is_recovered_by_the_sweep(world: World) -> None:
+    world.put("lost/E_R1.fastq.gz", b"r1")
+    world.admission.on_object(INPUT, "lost/E_R1.fastq.gz")
+    world.put("lost/E_R2.fastq.gz", b"r2")  # its event never reaches the intake
+    world.clock.now += 60
+    assert len(world.admission.sweep().started) == 1
+    assert len(world.executions()) == 1
+
+
+def test_lanes_uploaded_one_at_a_time_make_one_run_after_a_quiet_period(world: World) -> None:
+    names = [f"lanes/F_S1_L00{lane}_R{read}_001.fastq.gz" for lane in (1, 2) for read in (1, 2)]
+    for key in names:  # one file a minute
+        world.put(key, key.encode())
+        assert world.admission.on_object(INPUT, key).started == []
+        world.clock.now += 60
+    world.clock.now += 180  # 240 s after the last file
+    assert world.admission.sweep().started == []
+    world.clock.now += 61
+    (name,) = world.admission.sweep().started
+
+    assert [e["name"] for e in world.executions()] == [name]
+    assert len(world.execution_input(name)["reads"]) == 2  # type: ignore[arg-type]
+    assert world.admission.sweep().started == []
+
+
+def test_a_samplesheet_arriving_within_the_settle_period_wins(world: World) -> None:
+    for key in ("sheet/G_S1_L001_R1_001.fastq.gz", "sheet/G_S1_L001_R2_001.fastq.gz"):
+        world.put(key, b"x" + key.encode())
+        world.admission.on_object(INPUT, key)
+    sheet = "sample,fastq_1,fastq_2,ploidy\nG,G_S1_L001_R1_001.fastq.gz,G_S1_L001_R2_001.fastq.gz,1\n"
+    world.put("sheet/samplesheet.csv", sheet.encode())
+    (name,) = world.admission.on_object(INPUT, "sheet/samplesheet.csv").started
+    world.clock.now += 3600
+
+    assert world.admission.sweep().started == []
+    assert [e["name"] for e in world.executions()] == [name]
+    assert world.execution_input(name)["ploidy"] == 1
+
+
+def test_a_file_the_samplesheet_lists_that_never_arrives_is_reported(world: World) -> None:
+    world.put("ss/H_1.fq.gz", b"r1")
+    world.put("ss/samplesheet.csv", b"sample,fastq_1,fastq_2\nH,H_1.fq.gz,H_2.fq.gz\n")
+    assert world.admission.on_object(INPUT, "ss/samplesheet.csv").waiting
+    world.clock.now += 3601
+    world.admission.sweep()
+
+    (event,) = world.bus
+    assert event.detail.sample == "H" and event.detail.error is not None
+    assert f"s3://{INPUT}/ss/samplesheet.csv: sample 'H' waits for s3://{INPUT}/ss/H_2.fq.gz" in (
+        event.detail.error.message
+    )
+    assert "mate missing" in event.detail.error.message
+
+
+@pytest.mark.parametrize(
+    ("sheet", "problem"),
+    [
+        ("name,read1,read2\nI,I_1.fq.gz,I_2.fq.gz\n", "row 1: missing column(s) sample, fastq_1, fastq_2"),
+        (
+            "sample,fastq_1,fastq_2\nI,I_1.fq.gz,I_2.fq.gz\nI,I_1.fq.gz,I_2.fq.gz\n",
+            "row 3: 'I_1.fq.gz' is already listed in row 2",
+        ),
+        ("sample,fastq_1,fastq_2\nI,,I_2.fq.gz\n", "row 2: fastq_1 is empty"),
+        (
+            "sample,fastq_1,fastq_2\nmy sample,I_1.fq.gz,I_2.fq.gz\n",
+            "row 2: sample 'my sample' may only hold",
+        ),
+        ("sample,fastq_1,fastq_2\na/b,I_1.fq.gz,I_2.fq.gz\n", "row 2: sample 'a/b' may only hold"),
+    ],
+    ids=["wrong header", "duplicate row", "fastq_2 without fastq_1", "space in sample", "slash in sample"],
+)
+def test_a_bad_samplesheet_fails_at_once_naming_the_row(world: World, sheet: str, problem: str) -> None:
+    world.put("bad/samplesheet.csv", sheet.encode())
+    outcome = world.admission.on_object(INPUT, "bad/samplesheet.csv")
+
+    (event,) = world.bus
+    assert event.detail_type == "Sample Failed" and event.detail.error is not None
+    assert event.detail.error.type == "InvalidSamplesheet" and event.detail.error.step == "intake"
+    assert event.detail.error.message.startswith(f"s3://{INPUT}/bad/samplesheet.csv: {problem}")
+    assert outcome.rejected == [event.detail.error.message] and world.executions() == []
