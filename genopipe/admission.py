@@ -147,9 +147,11 @@ class Admission:
                 self._start(request, bucket, key, outcome)
         return outcome
 
-    def sweep(self) -> Outcome:
-        """Start the waiting samples that are now complete (and quiet); fail those past the timeout."""
+    def sweep(self, overrides: AdmissionSettings | None = None) -> Outcome:
+        """Start the waiting samples that are now complete (and quiet); fail those past the timeout.
+        `overrides`: other timeouts for this sweep only (an operator flushing the ledger now)."""
         outcome = Outcome()
+        limits = overrides or self.admission
         for waiting in self.ledger.waiting():
             now = self.clock()
             decision = self._plan(waiting.bucket, waiting.trigger, outcome, forget=waiting)
@@ -161,22 +163,19 @@ class Admission:
                 if _identity(r, waiting.bucket, waiting.trigger) == waiting.identity
             ]
             if mine:
-                if (
-                    any(r.lanes_by_name for r in mine)
-                    and now - waiting.last_seen < self.admission.lane_settle_s
-                ):
+                if any(r.lanes_by_name for r in mine) and now - waiting.last_seen < limits.lane_settle_s:
                     outcome.waiting.append(f"{waiting.reason} (quiet for {now - waiting.last_seen:.0f} s)")
                     continue
                 for request in mine:
                     self._start(request, waiting.bucket, waiting.trigger, outcome)
                 continue
-            if now - waiting.first_seen < self.admission.mate_timeout_s:
+            if now - waiting.first_seen < limits.mate_timeout_s:
                 outcome.waiting.append(waiting.reason)
                 continue
             if self.ledger.remove_waiting(waiting):  # a file that arrived meanwhile wins
                 message = (
                     f"{waiting.reason}; {MATE_MISSING} after {now - waiting.first_seen:.0f} s "
-                    f"(timeout {self.admission.mate_timeout_s:.0f} s): upload it to start the sample"
+                    f"(timeout {limits.mate_timeout_s:.0f} s): upload it to start the sample"
                 )
                 self.bus.put(
                     failure_event(waiting.sample, "MateMissing", message, self.settings.pipeline_version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,6 +15,9 @@ from genopipe.events import AttemptUsage, JobSpec, JobState, SubmitRequest
 RUNNING_STATUSES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})
 SPOT_RECLAIM_PREFIX = "Host EC2"  # Batch's status reason when the instance went away under the job
 JOB_LOG_GROUP = "/aws/batch/job"
+LOG_TAIL_LINES = 5  # of a failed job's log, quoted in the failure message
+
+LogTail = Callable[[str], list[str]]  # log stream -> its last lines ([] if unreadable)
 
 
 class JobFailed(Exception):
@@ -131,7 +135,7 @@ def is_spot_reclaim(job: DescribedJob) -> bool:
     return any(reason.startswith(SPOT_RECLAIM_PREFIX) for reason in reasons)
 
 
-def failure_message(state: JobState, job: DescribedJob) -> str:
+def failure_message(state: JobState, job: DescribedJob, log_tail: LogTail | None = None) -> str:
     last = job.attempts[-1] if job.attempts else None
     reason = (last.statusReason if last else None) or job.statusReason or "no reason given"
     container = last.container if last else job.container
@@ -141,6 +145,9 @@ def failure_message(state: JobState, job: DescribedJob) -> str:
     if container.reason:
         parts.append(container.reason)
     stream = container.logStreamName or job.container.logStreamName
+    tail = log_tail(stream) if stream and log_tail else []
+    if tail:
+        parts.append("last log lines: " + " | ".join(line.strip() for line in tail[-LOG_TAIL_LINES:]))
     if stream:
         parts.append(f"the step's error is the last line of CloudWatch Logs {JOB_LOG_GROUP} stream {stream}")
     else:
@@ -148,7 +155,9 @@ def failure_message(state: JobState, job: DescribedJob) -> str:
     return "; ".join(parts)
 
 
-def advance(state: JobState, job: DescribedJob, policy: PollingPolicy) -> JobState:
+def advance(
+    state: JobState, job: DescribedJob, policy: PollingPolicy, log_tail: LogTail | None = None
+) -> JobState:
     """The job state after one check: still running (with the next wait), succeeded, or
     RECLAIMED (failed on Spot because the host went away: the state machine resubmits it
     On-Demand). Any other failure raises `JobFailed`."""
@@ -163,4 +172,4 @@ def advance(state: JobState, job: DescribedJob, policy: PollingPolicy) -> JobSta
         return state.model_copy(update=update)
     if job.status == "FAILED" and state.capacity == "spot" and is_spot_reclaim(job):
         return state.model_copy(update={**update, "status": "RECLAIMED"})
-    raise JobFailed(failure_message(state, job))
+    raise JobFailed(failure_message(state, job, log_tail))

@@ -28,7 +28,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = JobState.model_validate(event)
     logger.append_keys(step=state.step, job_id=state.job_id, capacity=state.capacity)
     try:
-        updated = advance(state, batch.describe(state.job_id), POLICY)
+        updated = advance(state, batch.describe(state.job_id), POLICY, batch.log_tail)
     except JobFailed as error:
         logger.warning("job failed", extra={"problem": str(error)})
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)

@@ -9,7 +9,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
 
+from genopipe.admission import AdmissionSettings
 from genopipe.aws.admission import from_environment
 
 logger = Logger()
@@ -19,11 +21,32 @@ metrics = Metrics()
 ADMISSION = from_environment(os.environ)
 
 
+class SweepRequest(BaseModel):
+    """The scheduled event carries neither field; a manual invocation (`genopipe local sweep`) may
+    ask for other timeouts for this sweep only."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    mate_timeout_seconds: float | None = None
+    lane_settle_seconds: float | None = None
+
+    def overrides(self, defaults: AdmissionSettings) -> AdmissionSettings | None:
+        if self.mate_timeout_seconds is None and self.lane_settle_seconds is None:
+            return None
+        mate = self.mate_timeout_seconds
+        settle = self.lane_settle_seconds
+        return AdmissionSettings(
+            mate_timeout_s=defaults.mate_timeout_s if mate is None else mate,
+            lane_settle_s=defaults.lane_settle_s if settle is None else settle,
+        )
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[str]]:
-    outcome = ADMISSION.sweep()
+    request = SweepRequest.model_validate(event or {})
+    outcome = ADMISSION.sweep(request.overrides(ADMISSION.admission))
     for name, values in outcome.as_dict().items():
         if values:
             logger.info(name, extra={name: values})
