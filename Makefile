@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean bench build-GenopipeLayer sam-validate cfn-lint asl-validate
+.PHONY: demo test lint unit tools venv clean bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate
 
 # template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
 # asl-validator from package-lock.json
@@ -37,9 +37,17 @@ lint: venv
 test: venv lint sam-validate cfn-lint asl-validate
 	$(BIN)/pytest
 
-# not part of `make test`: minutes of real work on ../shared/data; writes bench/results/step_chain.json
+# not part of `make test` (tests/integration/test_bench_smoke.py runs the same code on tiny inputs):
+# minutes of real work on ../shared/data; writes bench/results/*.json, BENCHMARKS.md, docs/img/bench-*.png
 bench: venv
 	$(BIN)/python bench/step_chain.py
+	$(BIN)/python bench/local_run.py
+	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/orchestration.py
+	$(BIN)/python bench/report.py
+
+bench-smoke: venv
+	$(BIN)/pytest -q tests/integration/test_bench_smoke.py tests/unit/test_bench_orchestration.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules
