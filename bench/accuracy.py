@@ -1,0 +1,614 @@
+"""Benchmark: accuracy, speed and peak memory of the step chain, minimap2 vs bwa, and the filters.
+
+Each chain is the real job code: `genopipe job <step>` as one process per step (validate,
+reference, qc, align, call, report), S3 on a moto server, a fresh bucket per run (so the
+reference cache starts cold), `GENOPIPE_THREADS` = the cores given. Per step it records wall
+time, CPU time (user + system of the step and every tool it ran, from `wait4`), the largest
+single process's peak RSS (`wait4`'s ru_maxrss) and the peak of the summed RSS of the whole
+process tree (sampled every 50 ms with psutil: the tools of a pipeline run at the same time).
+
+Data (nothing is copied into the repository):
+- `sim30`: `genopipe.simulate.simulate_sample` on ../shared/data/human-ref/hs37d5.chr20_1-1000000.fasta.gz
+  (contig 20, first 1 Mb of real human sequence), seed 20261124, 30x diploid, dwgsim 2x150.
+- `sim15`: the same at 15x (another seed): the second size point for the cost projection
+  (marginal core-seconds per read pair = slope between 15x and 30x, so fixed per-job overheads
+  such as interpreter start-up and MultiQC are not multiplied by 400M read pairs).
+- `ebov`: ../shared/data/ebov, G5012.3 vs KJ660346.2, ploidy 1, truth VCF + confident BED.
+
+Accuracy: `genopipe.evaluate` (bcftools norm -m -any -a on both sides, PASS calls with a
+non-reference genotype, match on CHROM/POS/REF/ALT; SNP and indel precision, recall, F1). Filter
+alternatives are re-applied to the call step's own VCF (FILTER cleared, then the step's
+`soft_filters` expressions with other thresholds), since the filters are soft and every record
+is still in the file.
+
+    .venv/bin/python bench/accuracy.py [--reps 1] [--threads N] [--out-dir bench/results]
+    .venv/bin/python bench/accuracy.py --smoke --out-dir /tmp/x   # tiny random genome, seconds
+
+Writes `accuracy.json` and `speed.json` into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from step_chain import machine, moto_server, reset_moto, tool_versions  # noqa: E402
+
+from genopipe.evaluate import evaluate  # noqa: E402
+from genopipe.simulate import SimulatedSample, simulate_sample  # noqa: E402
+from genopipe.steps import call  # noqa: E402
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+HUMAN_1MB = SHARED_DATA / "human-ref" / "hs37d5.chr20_1-1000000.fasta.gz"
+EBOV = SHARED_DATA / "ebov"
+GENOPIPE = Path(sys.executable).parent / "genopipe"
+STEPS = ("validate", "reference", "qc", "align", "call", "report")
+ALIGNERS = ("minimap2", "bwa")
+HUMAN_LENGTH = 1_000_000
+SEED = 20261124
+SAMPLE_INTERVAL_S = 0.05
+
+# Filter sets, as thresholds for the call step's own soft filters (None: that filter is off).
+# "default" is what genopipe/steps/call.py ships; the others are the alternatives compared.
+FILTER_SETS: dict[str, dict[str, float | None]] = {
+    "none": {"LowQual": None, "LowDepth": None, "LowAltFrac": None},
+    "default": {},  # the step's thresholds, as written in its VCF
+    "qual3": {"LowQual": 3},
+    "qual20": {"LowQual": 20},
+    "strict (QUAL<30, DP<10)": {"LowQual": 30, "LowDepth": 10},
+}
+QUAL_SWEEP = (0, 3, 5, 10, 15, 20, 30, 50)
+
+
+# ---------------------------------------------------------------------------------------------
+# data sets
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    r1: Path
+    r2: Path
+    reference: Path
+    truth: Path
+    ploidy: int
+    read_pairs: int
+    regions: Path | None = None
+    description: str = ""
+
+
+def simulated(name: str, sample: SimulatedSample, description: str) -> Dataset:
+    return Dataset(
+        name,
+        sample.r1,
+        sample.r2,
+        sample.reference,
+        sample.truth_vcf,
+        2,
+        sample.read_pairs,
+        None,
+        description,
+    )
+
+
+def ebov() -> Dataset:
+    return Dataset(
+        "ebov",
+        EBOV / "G5012.3_R1.fastq.gz",
+        EBOV / "G5012.3_R2.fastq.gz",
+        EBOV / "KJ660346.2.fasta",
+        EBOV / "EBOV_G5012.3_vs_KJ660346.2.vcf.gz",
+        1,
+        9355,
+        EBOV / "EBOV_G5012.3.conf.bed",
+        "EBOV G5012.3 (HiSeq 2x101, ~100x) vs KJ660346.2 (18,959 bp), ploidy 1, truth in conf BED",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# one step, measured
+
+
+@dataclass
+class StepMeasure:
+    wall_s: float
+    cpu_s: float  # user + system of the step process and all the tools it waited for
+    max_rss_mib: float  # the largest single process (wait4 ru_maxrss)
+    peak_tree_rss_mib: float  # summed RSS of the process tree, sampled
+    tool_cpu_s: dict[str, float] = field(default_factory=dict)  # per program, sampled (lower bound)
+
+
+# A small process between the harness and the step: Linux carries a process's peak RSS across
+# fork + exec, so a step started straight from this (large) Python process would report the
+# harness's own peak. The wrapper forks, execs the step, and writes the step's wait4 figures.
+_WRAPPER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_kib": usage.ru_maxrss}, out)
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
+def run_measured(argv: list[str], env: dict[str, str], what: str) -> StepMeasure:
+    with tempfile.TemporaryFile() as stderr, tempfile.NamedTemporaryFile(suffix=".json") as usage_file:
+        started = time.perf_counter()
+        command = [sys.executable, "-c", _WRAPPER, usage_file.name, *argv]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        peak_tree = 0
+        last_cpu: dict[int, tuple[str, float]] = {}
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            tree_rss = 0
+            try:
+                processes = root.children(recursive=True)  # the step and its tools, not the wrapper
+            except psutil.Error:
+                processes = []
+            for child in processes:
+                try:
+                    with child.oneshot():
+                        tree_rss += child.memory_info().rss
+                        times = child.cpu_times()
+                        last_cpu[child.pid] = (child.name(), times.user + times.system)
+                except psutil.Error:
+                    continue
+            peak_tree = max(peak_tree, tree_rss)
+            time.sleep(SAMPLE_INTERVAL_S)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode(errors="replace").strip()[-600:]
+            sys.exit(f"bench: {what} failed (exit {proc.returncode}): {tail}")
+        usage = json.loads(Path(usage_file.name).read_text())
+    tools: dict[str, float] = {}
+    for name, seconds in last_cpu.values():
+        tools[name] = round(tools.get(name, 0.0) + seconds, 3)
+    return StepMeasure(
+        wall_s=round(wall, 3),
+        cpu_s=round(usage["cpu_s"], 3),
+        max_rss_mib=round(usage["max_rss_kib"] / 1024, 1),
+        peak_tree_rss_mib=round(peak_tree / 2**20, 1),
+        tool_cpu_s=dict(sorted(tools.items())),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# one chain through the real steps on the moto server
+
+
+@dataclass
+class ChainRun:
+    dataset: str
+    aligner: str
+    steps: dict[str, StepMeasure]
+    vcf: Path
+    load_average: list[float]
+
+
+@contextmanager
+def s3_client(env: dict[str, str]) -> Iterator[Any]:
+    import boto3
+
+    yield boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def run_chain(
+    dataset: Dataset, aligner: str, env: dict[str, str], threads: int, run_id: str, keep: Path
+) -> ChainRun:
+    sample = "S"
+    load = [round(x, 2) for x in os.getloadavg()]
+    bucket = f"bench-{run_id}".lower().replace("_", "-")
+    with s3_client(env) as s3:
+        s3.create_bucket(Bucket=bucket)
+        keys = {"r1": f"in/{dataset.r1.name}", "r2": f"in/{dataset.r2.name}"}
+        for mate in ("r1", "r2"):
+            s3.upload_file(str(getattr(dataset, mate)), bucket, keys[mate])
+        s3.upload_file(str(dataset.reference), bucket, f"refs/{dataset.reference.name}")
+        lanes = [{mate: f"s3://{bucket}/{key}" for mate, key in keys.items()}]
+        common = ["--sample", sample, "--reads", json.dumps(lanes)]
+        common += ["--reference", f"s3://{bucket}/refs/{dataset.reference.name}"]
+        common += ["--staging", f"s3://{bucket}/.staging/{run_id}/", "--aligner", aligner]
+        common += ["--ploidy", str(dataset.ploidy)]
+        step_env = dict(env, GENOPIPE_THREADS=str(threads))
+        steps = {}
+        for step in STEPS:
+            what = f"{dataset.name}/{aligner} step {step}"
+            steps[step] = run_measured([str(GENOPIPE), "job", step, *common], step_env, what)
+        vcf = keep / f"{run_id}.vcf.gz"
+        s3.download_file(bucket, f".staging/{run_id}/{sample}.vcf.gz", str(vcf))
+    reset_moto(env)
+    return ChainRun(dataset.name, aligner, steps, vcf, load)
+
+
+# ---------------------------------------------------------------------------------------------
+# filters and accuracy
+
+
+def filter_expressions(ploidy: int, thresholds: dict[str, float | None]) -> list[tuple[str, str]]:
+    """The call step's soft filters with some thresholds replaced (the expressions stay the step's)."""
+    chosen = []
+    for name, expression in call.soft_filters(ploidy):
+        if name not in thresholds:
+            chosen.append((name, expression))
+        elif thresholds[name] is not None:
+            left, _, _ = expression.rpartition("<")
+            chosen.append((name, f"{left}< {thresholds[name]}"))
+    return chosen
+
+
+def refilter(vcf: Path, ploidy: int, thresholds: dict[str, float | None], out: Path) -> Path:
+    """The VCF with FILTER cleared and the given soft filters applied."""
+    commands = [["bcftools", "annotate", "-x", "FILTER", "-Ou", str(vcf)]]
+    for name, expression in filter_expressions(ploidy, thresholds):
+        commands.append(["bcftools", "filter", "-m", "+", "-s", name, "-e", expression, "-Ou"])
+    commands.append(["bcftools", "view", "-Oz", "-o", str(out)])
+    procs: list[subprocess.Popen[bytes]] = []
+    upstream = None
+    for command in commands:
+        proc = subprocess.Popen(command, stdin=upstream, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if upstream is not None:
+            upstream.close()
+        upstream = proc.stdout
+        procs.append(proc)
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            sys.exit(f"bench: {vcf}: re-filtering failed: {err.decode(errors='replace').strip()[-300:]}")
+    return out
+
+
+def metrics(vcf: Path, dataset: Dataset) -> dict[str, Any]:
+    result = evaluate(vcf, dataset.truth, dataset.reference, dataset.regions)
+    out: dict[str, Any] = {}
+    for kind in ("snp", "indel"):
+        m = getattr(result, kind)
+        out[kind] = {
+            key: (round(value, 4) if isinstance(value, float) else value)
+            for key, value in m.model_dump().items()
+            if key not in ("false_positives", "false_negatives")
+        }
+        out[kind]["false_positives"] = m.false_positives[:10]
+        out[kind]["false_negatives"] = m.false_negatives[:10]
+    return out
+
+
+def accuracy_of(run: ChainRun, dataset: Dataset, work: Path) -> dict[str, Any]:
+    filters = {}
+    for name, thresholds in FILTER_SETS.items():
+        vcf = (
+            run.vcf if name == "default" else refilter(run.vcf, dataset.ploidy, thresholds, work / "f.vcf.gz")
+        )
+        filters[name] = {"filters": filter_expressions(dataset.ploidy, thresholds), **metrics(vcf, dataset)}
+    sweep = []
+    for qual in QUAL_SWEEP:
+        vcf = refilter(run.vcf, dataset.ploidy, {"LowQual": qual or None}, work / "q.vcf.gz")
+        m = metrics(vcf, dataset)
+        sweep.append(
+            {"min_qual": qual, **{k: {x: m[k][x] for x in ("precision", "recall", "f1")} for k in m}}
+        )
+    return {"filters": filters, "qual_sweep": sweep}
+
+
+def recommend(accuracy: dict[str, Any]) -> dict[str, Any]:
+    """Which filter set has the best mean F1, and can the data tell what the filters buy?"""
+    scores: dict[str, list[float]] = {}
+    removed_fp = lost_tp = 0
+    for per_aligner in accuracy.values():
+        for result in per_aligner.values():
+            filters = result["filters"]
+            for kind in ("snp", "indel"):
+                removed_fp += filters["none"][kind]["fp"] - filters["default"][kind]["fp"]
+                lost_tp += filters["none"][kind]["tp"] - filters["default"][kind]["tp"]
+            for name, figures in filters.items():
+                for kind in ("snp", "indel"):
+                    if figures[kind]["f1"] is not None:
+                        scores.setdefault(name, []).append(figures[kind]["f1"])
+    mean = {name: round(statistics.fmean(values), 5) for name, values in scores.items()}
+    best = max(mean.values())
+    # ties go to the shipped default, then to the order of FILTER_SETS
+    winner = next(name for name in ("default", *FILTER_SETS) if mean.get(name) == best)
+    # the filters exist to remove false calls: with hardly any in the data, "none" winning on F1
+    # says only that the data sets are clean, not that real samples need no filter
+    measurable = removed_fp >= 5
+    if winner == "default":
+        verdict = "keep the shipped default filters: no alternative has a higher mean F1"
+    elif not measurable and winner == "none":
+        lenient = max(
+            (n for n in mean if n not in ("none", "default")), key=lambda n: mean[n], default="default"
+        )
+        verdict = (
+            f"inconclusive for precision: over every data set and aligner the default filters removed "
+            f"{removed_fp} false calls and cost {lost_tp} true ones, so the data cannot show what the "
+            "filters buy (the simulation has no systematic errors; EBOV's truth has 15 variants). Keep "
+            f"soft filters; the best filtered alternative here is '{lenient}' (mean F1 {mean[lenient]}); "
+            "a real truth set (e.g. GIAB HG002 with its confident regions) should decide before the "
+            "default changes"
+        )
+    else:
+        verdict = f"'{winner}' has the highest mean F1: consider it as the default"
+    return {
+        "mean_f1": mean,
+        "best": winner,
+        "change_default": winner != "default" and measurable,
+        "false_calls_removed_by_default_filters": removed_fp,
+        "true_calls_lost_to_default_filters": lost_tp,
+        "verdict": verdict,
+        "rule": "highest mean of SNP and indel F1 over every data set and aligner; ties keep the default; "
+        "a change needs the default filters to have removed at least 5 false calls (else the data "
+        "cannot measure their benefit)",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# speed and the projection
+
+
+def median_steps(runs: list[ChainRun]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for step in STEPS:
+        measures = [run.steps[step] for run in runs]
+        out[step] = {
+            "wall_s": round(statistics.median(m.wall_s for m in measures), 3),
+            "cpu_s": round(statistics.median(m.cpu_s for m in measures), 3),
+            "max_rss_mib": max(m.max_rss_mib for m in measures),
+            "peak_tree_rss_mib": max(m.peak_tree_rss_mib for m in measures),
+            "tool_cpu_s": measures[len(measures) // 2].tool_cpu_s,
+            "runs": [asdict(m) for m in measures],
+        }
+    return out
+
+
+def aligner_ratio(speed: dict[str, Any], dataset: str) -> dict[str, Any] | None:
+    """minimap2 vs bwa throughput: read pairs per core-second (CPU time), and per wall second."""
+    chains = speed.get(dataset, {})
+    if not all(a in chains for a in ALIGNERS):
+        return None
+    mm, bwa = chains["minimap2"]["steps"]["align"], chains["bwa"]["steps"]["align"]
+    pairs = chains["minimap2"]["read_pairs"]
+    aligner_only = None
+    if mm["tool_cpu_s"].get("minimap2") and bwa["tool_cpu_s"].get("bwa"):
+        aligner_only = round(bwa["tool_cpu_s"]["bwa"] / mm["tool_cpu_s"]["minimap2"], 2)
+
+    def chain_cpu(aligner: str) -> float:
+        return sum(chains[aligner]["steps"][s]["cpu_s"] for s in STEPS)
+
+    return {
+        "dataset": dataset,
+        "read_pairs": pairs,
+        "aligner_process_cpu_ratio": aligner_only,
+        "align_step_cpu_ratio": round(bwa["cpu_s"] / mm["cpu_s"], 2),
+        "align_step_wall_ratio": round(bwa["wall_s"] / mm["wall_s"], 2),
+        "chain_cpu_ratio": round(chain_cpu("bwa") / chain_cpu("minimap2"), 2),
+        "minimap2_pairs_per_core_s": round(pairs / mm["cpu_s"], 1),
+        "bwa_pairs_per_core_s": round(pairs / bwa["cpu_s"], 1),
+        "minimap2_pairs_per_wall_s": round(pairs / mm["wall_s"], 1),
+        "bwa_pairs_per_wall_s": round(pairs / bwa["wall_s"], 1),
+        "reference_step_wall_s": {a: chains[a]["steps"]["reference"]["wall_s"] for a in ALIGNERS},
+        "target": ">= 2.5x, judged on the aligner process's own CPU time (bwa mem / minimap2 -ax sr): "
+        "the rest of the align step (samtools fixmate, sort, markdup) is the same work in both chains, "
+        "and wall time on this shared 2-core machine is stretched by other processes",
+        "within_target": aligner_only is not None and aligner_only >= 2.5,
+    }
+
+
+PROJECTION_READ_PAIRS = 400_000_000
+SPOT_USD_PER_VCPU_HOUR = 0.02
+SPOT_PRICE: dict[str, str | float] = {
+    "usd_per_vcpu_hour": SPOT_USD_PER_VCPU_HOUR,
+    "date": "2026-11-24",
+    "basis": "ASSUMPTION, not a quote: c6i/m6i-class Spot in a large US region, about $0.04/hour "
+    "for a 2-vCPU instance (roughly 60-70% below On-Demand); check the Spot price history "
+    "for your region before relying on it",
+}
+
+
+def projection(small: dict[str, Any], large: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Per step: fixed + marginal core-seconds per read pair (slope between two depths), scaled."""
+    dp = large["read_pairs"] - small["read_pairs"]
+    per_step = {}
+    total_cpu_h = total_alloc_h = 0.0
+    for step in STEPS:
+        if step == "reference":
+            continue  # once per reference FASTA (cached in S3), not per sample
+        a, b = small["steps"][step], large["steps"][step]
+        slope_cpu = max(0.0, (b["cpu_s"] - a["cpu_s"]) / dp)
+        slope_alloc = max(0.0, (b["wall_s"] - a["wall_s"]) * threads / dp)
+        fixed_cpu = max(0.0, b["cpu_s"] - slope_cpu * large["read_pairs"])
+        fixed_alloc = max(0.0, b["wall_s"] * threads - slope_alloc * large["read_pairs"])
+        cpu_h = (fixed_cpu + slope_cpu * PROJECTION_READ_PAIRS) / 3600
+        alloc_h = (fixed_alloc + slope_alloc * PROJECTION_READ_PAIRS) / 3600
+        total_cpu_h += cpu_h
+        total_alloc_h += alloc_h
+        per_step[step] = {
+            "core_us_per_read_pair": round(slope_cpu * 1e6, 3),
+            "allocated_core_us_per_read_pair": round(slope_alloc * 1e6, 3),
+            "fixed_core_s": round(fixed_cpu, 2),
+            "projected_cpu_core_hours": round(cpu_h, 2),
+            "projected_allocated_vcpu_hours": round(alloc_h, 2),
+            "projected_usd_cpu_basis": round(cpu_h * SPOT_USD_PER_VCPU_HOUR, 3),
+            "projected_usd_allocated_basis": round(alloc_h * SPOT_USD_PER_VCPU_HOUR, 3),
+        }
+    price = SPOT_USD_PER_VCPU_HOUR
+    return {
+        "read_pairs": PROJECTION_READ_PAIRS,
+        "from": [small["dataset"], large["dataset"]],
+        "method": "per step, core-seconds = fixed + slope x read pairs, the slope taken between the "
+        "two simulated depths on the same 1 Mb reference; 'allocated' = wall time x the job's vCPUs "
+        "(what Batch bills: idle cores included), 'cpu' = user + system time of the tools; "
+        "the reference step is excluded (built once per reference and cached)",
+        "spot_price": SPOT_PRICE,
+        "steps": per_step,
+        "total_cpu_core_hours": round(total_cpu_h, 1),
+        "total_allocated_vcpu_hours": round(total_alloc_h, 1),
+        "usd_cpu_basis": round(total_cpu_h * price, 2),
+        "usd_allocated_basis": round(total_alloc_h * price, 2),
+        "target_usd": 1.0,
+        "within_target_cpu_basis": total_cpu_h * price <= 1.0,
+        "within_target_allocated_basis": total_alloc_h * price <= 1.0,
+        "not_linear": [
+            "align: a 3 Gb index (minimap2 ~7 GB .mmi, bwa ~5 GB) does not fit in CPU caches as the "
+            "1 Mb one does, and the human genome's repeats give more candidate hits per read: expect a "
+            "higher cost per read pair than measured here; index loading adds minutes per job",
+            "align: samtools sort of 400M pairs spills to temporary files and merges them "
+            "(disk I/O the 1 Mb run never does); markdup's memory grows with the reads in flight",
+            "call: bcftools mpileup is single-threaded and its cost follows covered positions x depth; "
+            "at 30x over 3 Gb it is roughly linear in reads, but it must be split by region (scatter) "
+            "to finish in hours, which adds per-job overhead",
+            "report: samtools stats and MultiQC are nearly fixed cost (small at any scale)",
+            "validate/qc: streaming and linear in reads",
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=2, help="timed repetitions of each sim30 chain")
+    parser.add_argument("--threads", type=int, default=min(2, len(os.sched_getaffinity(0))))
+    parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny random genome, no shared data: checks the code runs"
+    )
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))  # clean up on kill
+
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    accuracy: dict[str, dict[str, Any]] = {}
+    speed: dict[str, dict[str, Any]] = {}
+    datasets: dict[str, Dataset] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as scratch_name, moto_server() as moto:
+        scratch = Path(scratch_name)
+        if args.smoke:
+            length, reference = 30_000, None
+            depths = {"sim30": 20.0, "sim15": 10.0}
+        else:
+            if not HUMAN_1MB.is_file() or not EBOV.is_dir():
+                sys.exit(f"bench: {SHARED_DATA}: missing (the benchmark needs ../shared/data)")
+            # the file's contig 20 keeps chr20's full length (63 Mb) but only its first 1 Mb is
+            # sequence (60 kb of N, then 940 kb), the rest N: simulate on that first 1 Mb
+            length, reference = HUMAN_LENGTH, HUMAN_1MB
+            depths = {"sim30": 30.0, "sim15": 15.0}
+        for offset, (name, depth) in enumerate(depths.items()):
+            sim = simulate_sample(
+                scratch / name, SEED + offset, reference=reference, length=length, depth=depth, sample=name
+            )
+            where = "a random genome" if reference is None else f"{reference.name} (contig 20, 1 Mb)"
+            datasets[name] = simulated(
+                name, sim, f"dwgsim {depth:g}x diploid on {where}, seed {SEED + offset}: "
+                f"{sim.snps} SNPs, {sim.indels} indels, {sim.read_pairs} pairs",
+            )  # fmt: skip
+        if not args.smoke:
+            datasets["ebov"] = ebov()
+
+        # (dataset, aligner, repetitions): aligners alternate so machine load hits both alike
+        reps = 1 if args.smoke else args.reps
+        plan = [("sim30", aligner) for _ in range(reps) for aligner in ALIGNERS]
+        plan += [("sim15", "minimap2")]
+        plan += [("ebov", aligner) for aligner in ALIGNERS] if "ebov" in datasets else []
+        runs: dict[tuple[str, str], list[ChainRun]] = {}
+        for number, (name, aligner) in enumerate(plan):
+            run = run_chain(
+                datasets[name], aligner, moto.env, args.threads, f"{name}-{aligner}-{number}", scratch
+            )
+            runs.setdefault((name, aligner), []).append(run)
+            total = sum(m.wall_s for m in run.steps.values())
+            print(f"{name}/{aligner}: {total:.1f} s", flush=True)
+
+        for (name, aligner), chain_runs in runs.items():
+            dataset = datasets[name]
+            accuracy.setdefault(name, {})[aligner] = accuracy_of(chain_runs[0], dataset, scratch)
+            speed.setdefault(name, {})[aligner] = {
+                "dataset": name,
+                "read_pairs": dataset.read_pairs,
+                "repetitions": len(chain_runs),
+                "steps": median_steps(chain_runs),
+                "load_average_at_start": [r.load_average for r in chain_runs],
+                "total_wall_s": round(
+                    statistics.median(sum(m.wall_s for m in r.steps.values()) for r in chain_runs), 2
+                ),
+            }
+        finished = datetime.now(UTC).isoformat(timespec="seconds")
+
+    common = {
+        "date": started_at,
+        "finished": finished,
+        "machine": machine(),
+        "threads": args.threads,
+        "smoke": args.smoke,
+        "tool_versions": {**tool_versions(), "bwa": _bwa_version(), "dwgsim": _dwgsim_version()},
+        "datasets": {name: asdict(d) | {"r1": str(d.r1), "r2": str(d.r2)} for name, d in datasets.items()},
+    }
+    for dataset in common["datasets"].values():
+        for key in ("r1", "r2", "reference", "truth", "regions"):
+            if dataset[key] is not None:
+                dataset[key] = str(dataset[key]).replace(str(REPO.parent), "..")
+    accuracy_out = {
+        "benchmark": "SNP/indel precision, recall, F1 of the step chain (minimap2 vs bwa) and filter sets",
+        "method": "genopipe.evaluate: bcftools norm -f ref -m -any -a on both VCFs; PASS calls with a "
+        "non-reference GT; match on CHROM/POS/REF/ALT; confident BED where given. Filter sets are "
+        "re-applied to the call step's VCF with the step's own expressions.",
+        **common,
+        "filter_sets": {name: filter_expressions(2, thresholds) for name, thresholds in FILTER_SETS.items()},
+        "results": accuracy,
+        "recommendation": recommend(accuracy),
+    }
+    speed_out: dict[str, Any] = {
+        "benchmark": "time, CPU and peak memory per step of the step chain, minimap2 vs bwa",
+        **common,
+        "results": speed,
+        "aligner_ratio": aligner_ratio(speed, "sim30"),
+        "projection_30x_human": projection(
+            speed["sim15"]["minimap2"], speed["sim30"]["minimap2"], args.threads
+        ),
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "accuracy.json").write_text(json.dumps(accuracy_out, indent=2) + "\n")
+    (args.out_dir / "speed.json").write_text(json.dumps(speed_out, indent=2) + "\n")
+    print(f"wrote {args.out_dir / 'accuracy.json'} and {args.out_dir / 'speed.json'}")
+    return 0
+
+
+def _dwgsim_version() -> str:
+    done = subprocess.run(["dwgsim"], capture_output=True, text=True, errors="replace")
+    text = done.stdout + done.stderr
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if "Version" in line), "?")
+
+
+def _bwa_version() -> str:
+    done = subprocess.run(["bwa"], capture_output=True, text=True, errors="replace")
+    return next(
+        (line.split(":", 1)[1].strip() for line in done.stderr.splitlines() if "Version" in line), "?"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""BENCHMARKS.md and its plots, from the recorded results in bench/results/*.json.
+
+Reads `accuracy.json`, `speed.json`, `orchestration.json` (bench/accuracy.py,
+bench/orchestration.py), `step_chain.json` (bench/step_chain.py) and `local_run.json`
+(bench/local_run.py); a missing file leaves its section saying how to produce it. Writes the
+PNGs into `docs/img/` and the page to `BENCHMARKS.md` (or into `--results`/`--out`/`--img` for
+the smoke test).
+
+    .venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = ("validate", "reference", "qc", "align", "call", "report")
+STEP_COLOURS = dict(
+    zip(STEPS, ("#8da0cb", "#a6d854", "#66c2a5", "#fc8d62", "#e78ac3", "#b3b3b3"), strict=True)
+)
+ALIGNER_COLOURS = {"minimap2": "#1b9e77", "bwa": "#d95f02"}
+
+
+def load(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+# ---------------------------------------------------------------------------------------------
+# plots
+
+
+def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
+    results = accuracy["results"]
+    datasets = [d for d in ("sim30", "sim15", "ebov") if d in results]
+    filters = list(accuracy["filter_sets"])
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6.4), squeeze=False)
+    for col, dataset in enumerate(datasets):
+        aligners = list(results[dataset])
+        for row, kind in enumerate(("snp", "indel")):
+            ax = axes[row][col]
+            width = 0.8 / len(aligners)
+            for i, aligner in enumerate(aligners):
+                values = [results[dataset][aligner]["filters"][f][kind]["f1"] or 0.0 for f in filters]
+                xs = [x + (i - (len(aligners) - 1) / 2) * width for x in range(len(filters))]
+                bars = ax.bar(xs, values, width, label=aligner, color=ALIGNER_COLOURS.get(aligner))
+                ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7, rotation=90, padding=2)
+            lowest = min(
+                (results[dataset][a]["filters"][f][kind]["f1"] or 0.0) for a in aligners for f in filters
+            )
+            ax.set_ylim(max(0.0, lowest - 0.1), 1.06)
+            ax.set_xticks(range(len(filters)), [f.split(" ")[0] for f in filters], fontsize=8)
+            ax.set_title(f"{dataset}: {kind.upper() if kind == 'snp' else 'indel'} F1", fontsize=10)
+            ax.grid(axis="y", alpha=0.3)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle("Accuracy per chain and filter set (F1; PASS calls vs truth)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_qual_sweep(accuracy: dict[str, Any], path: Path) -> None:
+    results = accuracy["results"]
+    datasets = [d for d in ("sim30", "sim15") if d in results]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.6), squeeze=False)
+    for col, dataset in enumerate(datasets):
+        ax = axes[0][col]
+        sweep = results[dataset]["minimap2"]["qual_sweep"]
+        quals = [point["min_qual"] for point in sweep]
+        for kind, style in (("snp", "-"), ("indel", "--")):
+            for metric, colour in (("precision", "#7570b3"), ("recall", "#e7298a")):
+                values = [point[kind][metric] for point in sweep]
+                ax.plot(quals, values, style, marker="o", ms=3, color=colour, label=f"{kind} {metric}")
+        ax.axvline(10, color="grey", lw=0.8, ls=":")
+        ax.text(10.5, ax.get_ylim()[0], " default QUAL<10", fontsize=7, color="grey", va="bottom")
+        ax.set_xlabel("LowQual threshold (QUAL <)")
+        ax.set_title(f"{dataset}, minimap2: precision/recall vs QUAL filter", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_steps(speed: dict[str, Any], path: Path) -> None:
+    chains = [(d, a) for d in ("sim30", "ebov") if d in speed["results"] for a in speed["results"][d]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.7 * len(chains) + 2.2))
+    labels = [f"{d} / {a}" for d, a in chains]
+    for y, (dataset, aligner) in enumerate(chains):
+        steps = speed["results"][dataset][aligner]["steps"]
+        start = 0.0
+        for step in STEPS:
+            wall = steps[step]["wall_s"]
+            left.barh(y, wall, left=start, color=STEP_COLOURS[step], edgecolor="white",
+                      label=step if y == 0 else None)  # fmt: skip
+            if wall > 0.06 * max(1.0, sum(s["wall_s"] for s in steps.values())):
+                left.text(start + wall / 2, y, f"{wall:.0f}", ha="center", va="center", fontsize=7)
+            start += wall
+        left.text(start, y, f" {start:.0f} s", va="center", fontsize=8)
+    left.set_yticks(range(len(chains)), labels, fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel(f"wall time, s ({speed['threads']} threads)")
+    left.set_title("Time per step", fontsize=10)
+    left.legend(fontsize=7, ncols=3, loc="lower right")
+    left.margins(x=0.12)
+    # peak memory: summed RSS of each step's process tree, sim30
+    height = 0.8 / max(1, len(speed["results"].get("sim30", {})))
+    for i, (aligner, chain) in enumerate(speed["results"].get("sim30", {}).items()):
+        values = [chain["steps"][s]["peak_tree_rss_mib"] for s in STEPS]
+        ys = [y + (i - 0.5) * height for y in range(len(STEPS))]
+        bars = right.barh(ys, values, height, color=ALIGNER_COLOURS.get(aligner), label=f"sim30 / {aligner}")
+        right.bar_label(bars, labels=[f"{v:.0f}" for v in values], fontsize=7, padding=2)
+    right.set_yticks(range(len(STEPS)), STEPS, fontsize=8)
+    right.invert_yaxis()
+    right.set_xlabel("peak memory, MiB (summed RSS of the step's processes)")
+    right.set_title("Peak memory per step", fontsize=10)
+    right.legend(fontsize=7, loc="lower right")
+    right.margins(x=0.15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_transitions(orchestration: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    styles = {
+        "backoff": ("#1b9e77", "backoff 10 s doubling, cap 5120 s"),
+        "fixed_60s": ("#d95f02", "fixed 60 s"),
+    }
+    for name, points in orchestration["curve_transitions_per_step"].items():
+        colour, label = styles.get(name, ("black", name))
+        ax.plot([p[0] / 60 for p in points], [p[1] for p in points], color=colour, label=label)
+    for label, figures in orchestration["durations"].items():
+        minutes = {"1 min": 1, "1 h": 60, "6 h": 360}[label]
+        for name in ("backoff", "fixed_60s"):
+            value = figures[name]["per_step"]["state_transitions"]
+            ax.plot(minutes, value, "o", color=styles[name][0])
+            ax.annotate(str(value), (minutes, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks([1, 10, 60, 360, 720], ["1 min", "10 min", "1 h", "6 h", "12 h"])
+    ax.set_xlabel("Batch job duration (from submission)")
+    ax.set_ylabel("state transitions for the step")
+    ax.set_title("State transitions per step vs job duration", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# the page
+
+
+def accuracy_section(accuracy: dict[str, Any] | None, img: str) -> list[str]:
+    if accuracy is None:
+        return ["_Not run yet: `.venv/bin/python bench/accuracy.py`._", ""]
+    lines = [
+        f"Run {accuracy['date']} on {accuracy['machine']['cpu']} ({accuracy['threads']} threads). "
+        f"Method: {accuracy['method']}",
+        "",
+        "| data set | what |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {d['description']} |" for name, d in accuracy["datasets"].items()]
+    lines += ["", "Filter sets (each is the call step's soft filters with other thresholds):", ""]
+    for name, filters in accuracy["filter_sets"].items():
+        shown = "; ".join(f"`{n}`: {e}" for n, e in filters) or "none (every call PASSes)"
+        lines.append(f"- **{name}**: {shown} (ploidy 2; ploidy 1 uses alt fraction < 0.5)")
+    lines += [
+        "",
+        "| data set | chain | filters | SNP P | SNP R | SNP F1 | indel P | indel R | indel F1 | FP | FN |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, per_aligner in accuracy["results"].items():
+        for aligner, result in per_aligner.items():
+            for name, f in result["filters"].items():
+                s, i = f["snp"], f["indel"]
+                lines.append(
+                    f"| {dataset} | {aligner} | {name} | {pct(s['precision'])} | {pct(s['recall'])} | "
+                    f"{s['f1'] if s['f1'] is not None else 'n/a'} | {pct(i['precision'])} | "
+                    f"{pct(i['recall'])} | {i['f1'] if i['f1'] is not None else 'n/a'} | "
+                    f"{s['fp'] + i['fp']} | {s['fn'] + i['fn']} |"
+                )
+    rec = accuracy["recommendation"]
+    lines += [
+        "",
+        f"![accuracy per chain]({img}/bench-accuracy.png)",
+        "",
+        f"![QUAL sweep]({img}/bench-qual-sweep.png)",
+        "",
+        f"**Defaults chosen from the data.** Rule: {rec['rule']}. Mean F1 per filter set: "
+        + ", ".join(f"{k} {v}" for k, v in rec["mean_f1"].items())
+        + f". Highest: **{rec['best']}**. Verdict: {rec['verdict']}.",
+        "",
+    ]
+    return lines
+
+
+def speed_section(speed: dict[str, Any] | None, img: str) -> list[str]:
+    if speed is None:
+        return ["_Not run yet: `.venv/bin/python bench/accuracy.py`._", ""]
+    lines = [
+        f"Same runs as the accuracy table ({speed['date']}, {speed['threads']} threads, "
+        "one `genopipe job <step>` process per step on a moto server, cold reference cache). "
+        "CPU = user + system of the step and its tools (`wait4`); RSS max = the largest single "
+        "process; RSS tree = peak of the summed RSS of the step's processes (sampled every 50 ms).",
+        "",
+        "| data set | chain | step | wall s | CPU s | RSS max MiB | RSS tree MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset, per_aligner in speed["results"].items():
+        for aligner, chain in per_aligner.items():
+            for step in STEPS:
+                m = chain["steps"][step]
+                lines.append(
+                    f"| {dataset} ({chain['read_pairs']:,} pairs) | {aligner} | {step} | {m['wall_s']:.1f} | "
+                    f"{m['cpu_s']:.1f} | {m['max_rss_mib']:.0f} | {m['peak_tree_rss_mib']:.0f} |"
+                )
+    ratio = speed.get("aligner_ratio")
+    if ratio:
+        lines += [
+            "",
+            f"**minimap2 vs bwa ({ratio['dataset']}, {ratio['read_pairs']:,} pairs), bwa's cost over "
+            f"minimap2's:** aligner process CPU **{ratio['aligner_process_cpu_ratio']}x**; whole align step "
+            f"CPU {ratio['align_step_cpu_ratio']}x ({ratio['minimap2_pairs_per_core_s']:,} vs "
+            f"{ratio['bwa_pairs_per_core_s']:,} read pairs per core-second); align step wall "
+            f"{ratio['align_step_wall_ratio']}x; whole chain CPU {ratio['chain_cpu_ratio']}x. ",
+            f"Target {ratio['target']}: **{'met' if ratio['within_target'] else 'NOT met'}**.",
+        ]
+    lines += ["", f"![time and memory per step]({img}/bench-steps.png)", ""]
+    return lines
+
+
+def pipeline_ratio_section(step_chain: dict[str, Any] | None, local_run: dict[str, Any] | None) -> list[str]:
+    lines = [
+        "| comparison | data | median wall s | plain pipeline s | ratio | target | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if step_chain:
+        for name, d in step_chain["datasets"].items():
+            lines.append(
+                f"| step chain (`genopipe job` per step, moto S3) | {name}, {d['read_pairs']:,} pairs | "
+                f"{d['step_chain']['median_wall_s']} | {d['plain']['median_wall_s']} | "
+                f"**{d['ratio_chain_over_plain']}** | <= 1.10 | `bench/results/step_chain.json` |"
+            )
+    else:
+        lines.append("| step chain | _not run yet: `bench/step_chain.py`_ | | | | | |")
+    if local_run:
+        lines.append(
+            f"| `genopipe local run` (whole local stack) | {local_run['dataset']['name']}, "
+            f"{local_run['dataset']['read_pairs']:,} pairs | {local_run['median_local_run_wall_s']} | "
+            f"{local_run['median_plain_wall_s']} | **{local_run['ratio_local_run_over_plain']}** | "
+            f"<= {local_run['target_ratio']} | `bench/results/local_run.json` |"
+        )
+    else:
+        lines.append("| `genopipe local run` | _not run yet: `bench/local_run.py`_ | | | | | |")
+    return [*lines, ""]
+
+
+def orchestration_section(orch: dict[str, Any] | None, img: str) -> list[str]:
+    if orch is None:
+        return ["_Not run yet: `.venv/bin/python bench/orchestration.py`._", ""]
+    lines = [
+        f"Method: {orch['method']} Scenario: {orch['scenario']}.",
+        "",
+        "| job duration | polling | transitions / step | Lambda calls / step | transitions / sample | "
+        "Lambda calls / sample | history events / sample | noticed late by | USD / sample |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, figures in orch["durations"].items():
+        for name in ("backoff", "fixed_60s"):
+            f = figures[name]
+            lines.append(
+                f"| {label} | {name.replace('_', ' ')} | {f['per_step']['state_transitions']} | "
+                f"{f['per_step']['lambda_invocations']} | {f['per_sample']['state_transitions']} | "
+                f"{f['per_sample']['lambda_invocations']} | {f['per_sample']['history_events']} | "
+                f"{f['detection_delay_s']} s | ${f['per_sample']['usd']:.4f} |"
+            )
+    prices = orch["prices"]
+    lines += [
+        "",
+        f"Prices ({prices['date']}): ${prices['step_functions_standard_usd_per_1000_transitions']} per "
+        f"1,000 transitions, ${prices['lambda_usd_per_million_requests']} per million Lambda requests "
+        f"+ duration. {prices['basis']}.",
+        "",
+        f"![transitions vs job duration]({img}/bench-transitions.png)",
+        "",
+    ]
+    return lines
+
+
+def cost_section(speed: dict[str, Any] | None) -> list[str]:
+    if speed is None:
+        return ["_Not run yet: `.venv/bin/python bench/accuracy.py`._", ""]
+    p = speed["projection_30x_human"]
+    price = p["spot_price"]
+    lines = [
+        f"Method: {p['method']}. Spot price: **${price['usd_per_vcpu_hour']} per vCPU-hour, "
+        f"{price['date']}** ({price['basis']}).",
+        "",
+        "| step | core-us / read pair (CPU) | vCPU-us / read pair (allocated) | fixed core-s | "
+        "core-hours @ 400M (CPU) | USD (CPU) | vCPU-hours @ 400M (allocated) | USD (allocated) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for step, s in p["steps"].items():
+        lines.append(
+            f"| {step} | {s['core_us_per_read_pair']} | {s['allocated_core_us_per_read_pair']} | "
+            f"{s['fixed_core_s']} | {s['projected_cpu_core_hours']} | ${s['projected_usd_cpu_basis']} | "
+            f"{s['projected_allocated_vcpu_hours']} | ${s['projected_usd_allocated_basis']} |"
+        )
+    met = {True: "met", False: "NOT met"}
+    lines += [
+        f"| **total** | | | | **{p['total_cpu_core_hours']}** | **${p['usd_cpu_basis']}** | "
+        f"**{p['total_allocated_vcpu_hours']}** | **${p['usd_allocated_basis']}** |",
+        "",
+        f"Target <= ${p['target_usd']}: {met[p['within_target_cpu_basis']]} on the CPU basis (every "
+        f"core busy: the floor), {met[p['within_target_allocated_basis']]} on the allocated basis (wall "
+        "time x vCPUs on this shared 2-core machine, where other people's jobs stretch wall time: a "
+        "ceiling). Both are measured on a 1 Mb genome. What does not scale linearly:",
+        "",
+        *[f"- {item}" for item in p["not_linear"]],
+        "",
+    ]
+    return lines
+
+
+def headline(results: Path) -> dict[str, Any]:
+    """The figures the README quotes (also written to bench/results/summary.json)."""
+    out: dict[str, Any] = {}
+    accuracy, speed = load(results, "accuracy.json"), load(results, "speed.json")
+    orch = load(results, "orchestration.json")
+    chain, local = load(results, "step_chain.json"), load(results, "local_run.json")
+    if accuracy:
+        default = accuracy["results"].get("sim30", {}).get("minimap2", {}).get("filters", {}).get("default")
+        if default:
+            out["sim30_minimap2_default"] = {k: default[k]["f1"] for k in ("snp", "indel")}
+        ebov = accuracy["results"].get("ebov", {}).get("minimap2", {}).get("filters", {}).get("default")
+        if ebov:
+            out["ebov_minimap2_default"] = {k: ebov[k]["f1"] for k in ("snp", "indel")}
+        out["filter_recommendation"] = accuracy["recommendation"]["best"]
+    if speed:
+        if speed.get("aligner_ratio"):
+            ratio = speed["aligner_ratio"]
+            out["minimap2_over_bwa_throughput"] = {
+                k: ratio[k]
+                for k in ("aligner_process_cpu_ratio", "align_step_cpu_ratio", "align_step_wall_ratio")
+            }
+        projected = speed["projection_30x_human"]
+        out["usd_per_30x_genome"] = {
+            "cpu_basis": projected["usd_cpu_basis"],
+            "allocated_basis": projected["usd_allocated_basis"],
+        }
+        out["spot_usd_per_vcpu_hour"] = speed["projection_30x_human"]["spot_price"]["usd_per_vcpu_hour"]
+    if orch:
+        six = orch["durations"]["6 h"]
+        out["transitions_per_6h_step"] = {
+            k: six[k]["per_step"]["state_transitions"] for k in ("backoff", "fixed_60s")
+        }
+    if chain:
+        out["step_chain_over_plain"] = {n: d["ratio_chain_over_plain"] for n, d in chain["datasets"].items()}
+    if local:
+        out["local_run_over_plain"] = local["ratio_local_run_over_plain"]
+    return out
+
+
+def render(results: Path, img_dir: Path, img_ref: str) -> str:
+    accuracy, speed = load(results, "accuracy.json"), load(results, "speed.json")
+    orch = load(results, "orchestration.json")
+    img_dir.mkdir(parents=True, exist_ok=True)
+    if accuracy:
+        plot_accuracy(accuracy, img_dir / "bench-accuracy.png")
+        plot_qual_sweep(accuracy, img_dir / "bench-qual-sweep.png")
+    if speed:
+        plot_steps(speed, img_dir / "bench-steps.png")
+    if orch:
+        plot_transitions(orch, img_dir / "bench-transitions.png")
+    summary = headline(results)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/report.py` from `bench/results/*.json`; do not edit by hand). "
+        "Each comparison is measured in one run, its contenders alternating, because the machine "
+        "is shared and noisy. The JSON files hold the machine, the date, the tool versions and every "
+        "raw figure.",
+        "",
+        "## Headline figures",
+        "",
+        "```json",
+        json.dumps(summary, indent=2),
+        "```",
+        "",
+        "## 1. Accuracy",
+        "",
+        *accuracy_section(accuracy, img_ref),
+        "## 2. Speed and memory",
+        "",
+        *speed_section(speed, img_ref),
+        "### Orchestration overhead against a plain shell pipeline",
+        "",
+        *pipeline_ratio_section(load(results, "step_chain.json"), load(results, "local_run.json")),
+        "## 3. Orchestration cost",
+        "",
+        *orchestration_section(orch, img_ref),
+        "## 4. Projected cost per 30x human genome on Spot",
+        "",
+        *cost_section(speed),
+        "## Reproduce",
+        "",
+        "`make bench` (needs `../shared/data` beside the clone) runs `bench/step_chain.py`, "
+        "`bench/local_run.py`, `bench/accuracy.py`, `bench/orchestration.py`, then this report. "
+        "`tests/integration/test_bench_smoke.py` (part of `make test`) runs the same code on a tiny "
+        "random genome so that it cannot rot.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--img", type=Path, default=REPO / "docs" / "img")
+    args = parser.parse_args()
+    try:
+        img_ref = args.img.resolve().relative_to(args.out.parent.resolve())
+    except ValueError:
+        img_ref = args.img.resolve()
+    page = render(args.results, args.img, str(img_ref))
+    args.out.write_text(page)
+    (args.results / "summary.json").write_text(json.dumps(headline(args.results), indent=2) + "\n")
+    print(f"wrote {args.out}, {args.img}/bench-*.png and {args.results / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
