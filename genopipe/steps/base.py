@@ -10,6 +10,7 @@ tool that ran is versioned into `versions/<step>.json` under the staging prefix.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -215,6 +216,13 @@ _VERSION_LINE = re.compile(r"\d+\.\d+")
 
 def tool_version(program: str) -> str:
     """The first line of the program's version output that holds a version number."""
+    if Path(program) == Path(sys.executable).parent / "multiqc":
+        # this environment's MultiQC: its package metadata is exact, while `multiqc --version`
+        # imports all of MultiQC (~1.3 s, measured by bench/step_chain.py)
+        try:
+            return f"multiqc, version {importlib.metadata.version('multiqc')}"
+        except importlib.metadata.PackageNotFoundError:
+            pass
     argv = [program, *_VERSION_ARGS.get(Path(program).name, ["--version"])]
     try:
         done = subprocess.run(
