@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint unit tools venv clean bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate
+.PHONY: images push check-pins sam-local-image checkov docker-daemon
 
 # template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
 # asl-validator from package-lock.json
@@ -34,7 +35,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv lint sam-validate cfn-lint asl-validate
+test: venv lint sam-validate cfn-lint asl-validate checkov
 	$(BIN)/pytest
 
 # not part of `make test` (tests/integration/test_bench_smoke.py runs the same code on tiny inputs):
@@ -50,7 +51,7 @@ bench-smoke: venv
 	$(BIN)/pytest -q tests/integration/test_bench_smoke.py tests/unit/test_bench_orchestration.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam node_modules build
 
 # `sam build` builds the Lambda layer through this target (template.yaml: BuildMethod makefile):
 # the pinned runtime dependencies of pyproject.toml as Lambda (manylinux, CPython 3.12) wheels,
@@ -82,3 +83,38 @@ cfn-lint: $(SAM_STAMP)
 
 asl-validate: $(NODE_STAMP)
 	node_modules/.bin/asl-validator --json-path $(ASL)
+
+# ---------------------------------------------------------------- images (containers/README.md)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+# a Docker daemon if this machine allows one (root: installs docker.io, starts dockerd); never fails
+docker-daemon:
+	@scripts/start-dockerd.sh
+
+# base + one image per step, tagged genopipe/<step>:<package version>; no image registry needed
+# (debian:bookworm-slim is debootstrapped when missing); pushes nothing
+images: venv docker-daemon
+	containers/build-images.sh
+
+# tag and push to this account's ECR repositories (AWS_REGION, credentials); not run in CI
+push: images
+	containers/push-images.sh
+
+# the Debian versions pinned in containers/*/Dockerfile are the ones apt offers
+check-pins:
+	containers/check-pins.sh
+
+# stand-in Lambda Python base image for `sam local invoke --invoke-image ... --skip-pull-image`
+sam-local-image: venv docker-daemon
+	containers/build-sam-local-image.sh
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+	touch $@
+
+# Dockerfiles and the template; every skip is in .checkov.yaml with its reason
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -d containers --framework dockerfile
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml --framework cloudformation
