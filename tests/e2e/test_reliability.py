@@ -1,0 +1,257 @@
+"""Issue 6 on the local stack (real template, state machine, handlers, tools): bad input fails the
+sample cleanly, S3 events are admitted exactly once, a missing mate is reported by the sweep, and
+Spot reclaims change nothing in the results."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+
+from genopipe import s3
+from genopipe.local.batch import JobUpdate, SpotReclaims
+from genopipe.local.sample_run import EventWaiter, upload_sample
+from genopipe.local.server import free_port
+from genopipe.local.stack import LocalStack, StackOptions
+from genopipe.local.sweep import run_sweep
+from genopipe.s3 import S3Uri
+from genopipe.simulate import SimulatedSample, simulate_sample
+
+pytestmark = [pytest.mark.e2e, pytest.mark.tools]
+
+TIMEOUT_S = 300.0
+LENGTH = 40_000
+STEPS = ("validate", "reference", "qc", "align", "call", "report")
+SPOT_SAMPLES = ("spot0", "spot1", "spot2")
+RETRY_ATTEMPTS = 3  # the job definitions' RetryStrategy
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SimulatedSample]:
+    folder = tmp_path_factory.mktemp("reliability")
+    first = simulate_sample(folder / "spot0", seed=21, length=LENGTH, sample="spot0")
+    made = {"spot0": first}
+    for n, name in enumerate(SPOT_SAMPLES[1:], start=1):
+        made[name] = simulate_sample(folder / name, seed=21 + n, reference=first.reference, sample=name)
+    return made
+
+
+@pytest.fixture(scope="module")
+def stack(samples: dict[str, SimulatedSample]) -> Iterator[LocalStack]:
+    with LocalStack(StackOptions(port=free_port(), reference=samples["spot0"].reference)) as running:
+        yield running
+
+
+def put(stack: LocalStack, key: str, body: bytes) -> None:
+    s3.write_bytes(S3Uri(stack.input_bucket, key), body)
+
+
+def output_keys(stack: LocalStack, prefix: str) -> list[str]:
+    return [item.uri.key for item in s3.list_prefix(S3Uri(stack.output_bucket, prefix))]
+
+
+def executions_of(stack: LocalStack, sample: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=stack.deployment.outputs["StateMachineArn"])["executions"]
+    return [e for e in listed if e["name"].startswith(f"{sample}-")]
+
+
+def fastq_gz(mate: int, n: int = 4, header: str = "") -> bytes:
+    text = "".join(f"@r{i}/{mate}\nACGTACGTAC\n+{header}\nIIIIIIIIII\n" for i in range(1, n + 1))
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def test_a_bad_fastq_fails_the_sample_naming_file_record_and_problem(stack: LocalStack) -> None:
+    folder = "run 1+ü/"  # a key with a space, `+` and unicode: URL-encoded in the S3 event
+    waiter = EventWaiter(stack, "plusbad")
+    r2 = gzip.compress(
+        gzip.decompress(fastq_gz(2)).replace(b"@r3/2\nACGTACGTAC\n+\n", b"@r3/2\nACGTACGTAC\n+r9/2\n")
+    )
+    put(stack, folder + "plusbad_R1.fastq.gz", fastq_gz(1))
+    put(stack, folder + "plusbad_R2.fastq.gz", r2)
+    event = waiter.wait(TIMEOUT_S)
+
+    assert event["detail-type"] == "Sample Failed"
+    error = event["detail"]["error"]
+    assert error["step"] == "validate"
+    # the job's last log line, quoted in the message: file, record number, problem
+    expected = (
+        f"genopipe validate: s3://{stack.input_bucket}/{folder}plusbad_R2.fastq.gz: "
+        "record 3: '+' line 'r9/2' differs from the header 'r3/2'"
+    )
+    assert expected in error["message"], error["message"]
+    assert "Traceback" not in error["message"]
+    assert output_keys(stack, "plusbad/") == []
+
+
+def test_a_bad_samplesheet_fails_at_intake(stack: LocalStack) -> None:
+    key = "sheets/run 2/samplesheet.csv"
+    waiter = EventWaiter(stack, key)
+    put(stack, key, b"sample,fastq_1,fastq_2\nX,X_1.fq.gz,X_2.fq.gz\nX,X_1.fq.gz,X_2.fq.gz\n")
+    event = waiter.wait(30)
+
+    assert event["detail-type"] == "Sample Failed"
+    assert event["detail"]["error"] == {
+        "step": "intake",
+        "type": "InvalidSamplesheet",
+        "message": f"s3://{stack.input_bucket}/{key}: row 3: 'X_1.fq.gz' is already listed in row 2",
+    }
+    assert executions_of(stack, "X") == []
+
+
+def test_racing_mates_and_a_thrice_delivered_event_start_one_execution(
+    stack: LocalStack, samples: dict[str, SimulatedSample]
+) -> None:
+    sample, folder = samples["spot0"], "lab run+1/ü/"
+    keys = [f"{folder}once_R1.fastq.gz", f"{folder}once_R2.fastq.gz"]
+    waiter = EventWaiter(stack, "once")
+    barrier = threading.Barrier(2)
+
+    def upload(path: Path, key: str) -> None:
+        barrier.wait()
+        s3.upload(path, S3Uri(stack.input_bucket, key))
+
+    threads = [
+        threading.Thread(target=upload, args=pair) for pair in zip((sample.r1, sample.r2), keys, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # S3 delivers the R2 event three more times (at-least-once delivery)
+    intake = next(
+        f["FunctionName"]
+        for f in boto3.client("lambda").list_functions()["Functions"]
+        if "IntakeFunction" in f["FunctionName"]
+    )
+    record = {
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": stack.input_bucket}, "object": {"key": quote_plus(keys[1])}},
+    }
+    replies = [
+        json.loads(
+            boto3.client("lambda")
+            .invoke(FunctionName=intake, Payload=json.dumps({"Records": [record]}))["Payload"]
+            .read()
+        )
+        for _ in range(3)
+    ]
+    event = waiter.wait(TIMEOUT_S)
+
+    assert event["detail-type"] == "Sample Completed", event["detail"].get("error")
+    assert [len(r["started"]) for r in replies] == [0, 0, 0] and [len(r["duplicates"]) for r in replies] == [
+        1,
+        1,
+        1,
+    ]
+    assert [e["executionArn"] for e in executions_of(stack, "once")] == [event["detail"]["execution_arn"]]
+    assert [e["detail"]["sample"] for e in stack.events.received].count("once") == 1
+    assert {"once/once.vcf.gz", "once/once.bam"} <= set(output_keys(stack, "once/"))
+
+
+def test_a_missing_mate_is_reported_by_the_sweep(stack: LocalStack) -> None:
+    waiter = EventWaiter(stack, "lonely")
+    put(stack, "solo/lonely_R1.fastq.gz", fastq_gz(1))
+    time.sleep(0.5)
+    assert run_sweep()["rejected"] == []  # the default timeout (1 hour) has not passed
+    swept = run_sweep(mate_timeout_seconds=0)
+    event = waiter.wait(10)
+
+    assert event["detail-type"] == "Sample Failed"
+    error = event["detail"]["error"]
+    assert error["type"] == "MateMissing" and "mate missing" in error["message"]
+    assert f"s3://{stack.input_bucket}/solo/lonely_R1.fastq.gz" in error["message"]
+    assert swept["rejected"] == [error["message"]]
+    assert executions_of(stack, "lonely") == [] and output_keys(stack, "lonely/") == []
+
+
+def test_lanes_by_name_wait_for_the_sweep_and_run_once(stack: LocalStack) -> None:
+    folder = "lanes/"
+    for lane in (1, 2):
+        for read in (1, 2):
+            put(stack, f"{folder}multi_S1_L00{lane}_R{read}_001.fastq.gz", fastq_gz(read))
+    time.sleep(0.5)
+    assert executions_of(stack, "multi") == []  # waits for the quiet period
+    swept = run_sweep(lane_settle_seconds=0)
+    (execution,) = executions_of(stack, "multi")
+    assert swept["started"] == [execution["name"]]
+    described = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    assert len(json.loads(described["input"])["reads"]) == 2
+
+
+def vcf_records(path: Path) -> list[str]:
+    done = subprocess.run(["bcftools", "view", "-H", str(path)], capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
+
+
+def spot_seed() -> int:
+    """The first seed with which at least one job is reclaimed on all its Spot attempts."""
+    for seed in range(200):
+        draws = SpotReclaims(0.3, seed)
+        for sample in SPOT_SAMPLES:
+            for step in STEPS:
+                name = f"{sample}-{step}"
+                if all(draws.plan(name, attempt) for attempt in range(1, RETRY_ATTEMPTS + 1)):
+                    return seed
+    raise AssertionError("no seed reclaims a job past its retries")
+
+
+def run_samples(
+    stack: LocalStack, samples: dict[str, SimulatedSample], out: Path
+) -> dict[str, dict[str, Any]]:
+    waiters = {name: EventWaiter(stack, name) for name in SPOT_SAMPLES}
+    for name in SPOT_SAMPLES:
+        upload_sample(stack, samples[name].r1, samples[name].r2, name)
+    events = {name: waiter.wait(TIMEOUT_S * 2) for name, waiter in waiters.items()}
+    for name in SPOT_SAMPLES:
+        s3.download(S3Uri(stack.output_bucket, f"{name}/{name}.vcf.gz"), out / f"{name}.vcf.gz")
+    return events
+
+
+def test_spot_reclaims_retry_fall_back_and_change_no_call(
+    stack: LocalStack, samples: dict[str, SimulatedSample], tmp_path: Path
+) -> None:
+    baseline = run_samples(stack, samples, tmp_path / "clean")
+    seed = spot_seed()
+    updates: list[JobUpdate] = []
+    options = StackOptions(
+        port=free_port(), reference=samples["spot0"].reference, reclaim_rate=0.3, seed=seed
+    )
+    with LocalStack(options) as faulty:
+        faulty.batch.listeners.append(updates.append)
+        events = run_samples(faulty, samples, tmp_path / "faulty")
+
+    for name in SPOT_SAMPLES:
+        assert baseline[name]["detail-type"] == "Sample Completed"
+        assert events[name]["detail-type"] == "Sample Completed", events[name]["detail"].get("error")
+        assert vcf_records(tmp_path / "faulty" / f"{name}.vcf.gz") == vcf_records(
+            tmp_path / "clean" / f"{name}.vcf.gz"
+        )
+    attempts: dict[str, set[int]] = defaultdict(set)
+    reclaimed: dict[str, set[int]] = defaultdict(set)
+    jobs_of: dict[str, set[str]] = defaultdict(set)
+    for update in updates:
+        attempts[update.job_id].add(update.attempt)
+        jobs_of[update.job_name].add(update.job_id)
+        if update.reason.startswith("Host EC2"):
+            reclaimed[update.job_id].add(update.attempt)
+    assert reclaimed, "no attempt was reclaimed"
+    assert max(max(a) for a in attempts.values()) <= RETRY_ATTEMPTS  # RetryStrategy.Attempts
+    for job_id, lost in reclaimed.items():
+        # a reclaimed attempt is followed by the next one, up to the RetryStrategy's attempts
+        assert max(attempts[job_id]) == min(max(lost) + 1, RETRY_ATTEMPTS), (job_id, attempts[job_id], lost)
+    fell_back = [name for name, ids in jobs_of.items() if len(ids) == 2]
+    assert fell_back, "no job was reclaimed past its retries"
+    for name in fell_back:
+        # the Spot job lost all its attempts; its On-Demand replacement lost none
+        assert sorted(len(reclaimed[job_id]) for job_id in jobs_of[name]) == [0, RETRY_ATTEMPTS], name
