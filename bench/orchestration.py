@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -187,6 +188,31 @@ def curve(asl: dict[str, Any], step: str, policy: PollingPolicy) -> list[list[in
     return points
 
 
+def sweep_schedule(template: Path) -> dict[str, Any] | None:
+    """The scheduled sweep Lambda (template parameter SweepSchedule, `rate(N minutes)`): a cost per
+    stack and day, whatever the number of samples."""
+    if not template.is_file():
+        return None
+    pattern = r"SweepSchedule:.*?Default:\s*\"?rate\((\d+) minutes?\)"
+    match = re.search(pattern, template.read_text(), re.DOTALL)
+    if not match:
+        return None
+    minutes = int(match.group(1))
+    per_day = 24 * 60 // minutes
+    return {
+        "schedule": f"rate({minutes} minutes)",
+        "lambda_invocations_per_day": per_day,
+        "usd_per_day": round(
+            per_day * float(PRICES["lambda_usd_per_million_requests"]) / 1e6
+            + per_day
+            * float(PRICES["lambda_assumed_duration_s"])
+            * float(PRICES["lambda_assumed_memory_gb"])
+            * float(PRICES["lambda_usd_per_gb_second"]),
+            6,
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "orchestration.json")
@@ -221,6 +247,7 @@ def main() -> int:
         "prices": PRICES,
         "history_limit": HISTORY_LIMIT,
         "durations": scenarios,
+        "per_stack_sweep": sweep_schedule(REPO / "template.yaml"),
         "curve_transitions_per_step": {
             name: curve(asl, steps[len(steps) // 2], policy) for name, policy in policies.items()
         },

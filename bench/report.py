@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ("validate", "reference", "qc", "align", "call", "report")
@@ -39,35 +40,47 @@ def pct(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
+def ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 # ---------------------------------------------------------------------------------------------
 # plots
 
 
 def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
+    """Errors (false negatives stacked on false positives, SNPs + indels) per chain and filter set:
+    F1 is within a hair of 1 almost everywhere, the counts show the differences."""
     results = accuracy["results"]
     datasets = [d for d in ("sim30", "sim15", "ebov") if d in results]
     filters = list(accuracy["filter_sets"])
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.2), squeeze=False)
     for col, dataset in enumerate(datasets):
+        ax = axes[0][col]
         aligners = list(results[dataset])
-        for row, kind in enumerate(("snp", "indel")):
-            ax = axes[row][col]
-            width = 0.8 / len(aligners)
-            for i, aligner in enumerate(aligners):
-                values = [results[dataset][aligner]["filters"][f][kind]["f1"] or 0.0 for f in filters]
-                xs = [x + (i - (len(aligners) - 1) / 2) * width for x in range(len(filters))]
-                bars = ax.bar(xs, values, width, label=aligner, color=ALIGNER_COLOURS.get(aligner))
-                ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7, rotation=90, padding=2)
-            lowest = min(
-                (results[dataset][a]["filters"][f][kind]["f1"] or 0.0) for a in aligners for f in filters
-            )
-            ax.set_ylim(max(0.0, lowest - 0.1), 1.06)
-            ax.set_xticks(range(len(filters)), [f.split(" ")[0] for f in filters], fontsize=8)
-            ax.set_title(f"{dataset}: {kind.upper() if kind == 'snp' else 'indel'} F1", fontsize=10)
-            ax.grid(axis="y", alpha=0.3)
-            if row == 0 and col == 0:
-                ax.legend(fontsize=8, loc="lower left")
-    fig.suptitle("Accuracy per chain and filter set (F1; PASS calls vs truth)", fontsize=11)
+        width = 0.8 / len(aligners)
+        for i, aligner in enumerate(aligners):
+            per_filter = [results[dataset][aligner]["filters"][f] for f in filters]
+            fps = [m["snp"]["fp"] + m["indel"]["fp"] for m in per_filter]
+            fns = [m["snp"]["fn"] + m["indel"]["fn"] for m in per_filter]
+            xs = [x + (i - (len(aligners) - 1) / 2) * width for x in range(len(filters))]
+            colour = ALIGNER_COLOURS.get(aligner)
+            ax.bar(xs, fps, width, color=colour, hatch="//", edgecolor="white", label=f"{aligner} FP")
+            bars = ax.bar(xs, fns, width, bottom=fps, color=colour, alpha=0.55, label=f"{aligner} FN")
+            f1 = [f"{ratio(m['snp']['f1'])}/{ratio(m['indel']['f1'])}" for m in per_filter]
+            ax.bar_label(bars, labels=f1, fontsize=6, rotation=90, padding=2)
+        ax.set_xticks(range(len(filters)), [f.split(" ")[0] for f in filters], fontsize=8)
+        truth = results[dataset][aligners[0]]["filters"]["none"]
+        ax.set_title(
+            f"{dataset} ({truth['snp']['truth']} SNPs, {truth['indel']['truth']} indels in truth)", fontsize=9
+        )
+        ax.set_ylabel("errors: FP (hatched) + FN" if col == 0 else "")
+        ax.margins(y=0.35)
+        ax.set_ylim(bottom=0, top=max(3.0, ax.get_ylim()[1]))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Errors per chain and filter set (labels: SNP F1 / indel F1); lower is better", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -81,16 +94,18 @@ def plot_qual_sweep(accuracy: dict[str, Any], path: Path) -> None:
         ax = axes[0][col]
         sweep = results[dataset]["minimap2"]["qual_sweep"]
         quals = [point["min_qual"] for point in sweep]
-        for kind, style in (("snp", "-"), ("indel", "--")):
-            for metric, colour in (("precision", "#7570b3"), ("recall", "#e7298a")):
+        for kind, colour in (("snp", "#7570b3"), ("indel", "#e7298a")):
+            for metric, style in (("precision", "-"), ("recall", "--")):
                 values = [point[kind][metric] for point in sweep]
+                values = [float("nan") if v is None else v for v in values]
                 ax.plot(quals, values, style, marker="o", ms=3, color=colour, label=f"{kind} {metric}")
         ax.axvline(10, color="grey", lw=0.8, ls=":")
-        ax.text(10.5, ax.get_ylim()[0], " default QUAL<10", fontsize=7, color="grey", va="bottom")
+        low, high = ax.get_ylim()
+        ax.text(10.5, (low + high) / 2, "default\nQUAL<10", fontsize=7, color="grey", va="center")
         ax.set_xlabel("LowQual threshold (QUAL <)")
         ax.set_title(f"{dataset}, minimap2: precision/recall vs QUAL filter", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -100,6 +115,7 @@ def plot_steps(speed: dict[str, Any], path: Path) -> None:
     chains = [(d, a) for d in ("sim30", "ebov") if d in speed["results"] for a in speed["results"][d]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.7 * len(chains) + 2.2))
     labels = [f"{d} / {a}" for d, a in chains]
+    longest = max(sum(s["wall_s"] for s in speed["results"][d][a]["steps"].values()) for d, a in chains)
     for y, (dataset, aligner) in enumerate(chains):
         steps = speed["results"][dataset][aligner]["steps"]
         start = 0.0
@@ -107,7 +123,7 @@ def plot_steps(speed: dict[str, Any], path: Path) -> None:
             wall = steps[step]["wall_s"]
             left.barh(y, wall, left=start, color=STEP_COLOURS[step], edgecolor="white",
                       label=step if y == 0 else None)  # fmt: skip
-            if wall > 0.06 * max(1.0, sum(s["wall_s"] for s in steps.values())):
+            if wall > 0.05 * longest:
                 left.text(start + wall / 2, y, f"{wall:.0f}", ha="center", va="center", fontsize=7)
             start += wall
         left.text(start, y, f" {start:.0f} s", va="center", fontsize=8)
@@ -143,7 +159,8 @@ def plot_transitions(orchestration: dict[str, Any], path: Path) -> None:
     }
     for name, points in orchestration["curve_transitions_per_step"].items():
         colour, label = styles.get(name, ("black", name))
-        ax.plot([p[0] / 60 for p in points], [p[1] for p in points], color=colour, label=label)
+        xs, ys = [p[0] / 60 for p in points], [p[1] for p in points]
+        ax.plot(xs, ys, color=colour, label=label, drawstyle="steps-post")
     for label, figures in orchestration["durations"].items():
         minutes = {"1 min": 1, "1 h": 60, "6 h": 360}[label]
         for name in ("backoff", "fixed_60s"):
@@ -178,10 +195,15 @@ def accuracy_section(accuracy: dict[str, Any] | None, img: str) -> list[str]:
         "|---|---|",
     ]
     lines += [f"| {name} | {d['description']} |" for name, d in accuracy["datasets"].items()]
-    lines += ["", "Filter sets (each is the call step's soft filters with other thresholds):", ""]
+    lines += [
+        "",
+        "Filter sets: the call step's own soft filters (`genopipe/steps/call.py`) with other "
+        "thresholds; shown for ploidy 2 (with ploidy 1 `LowAltFrac` is < 0.5):",
+        "",
+    ]
     for name, filters in accuracy["filter_sets"].items():
-        shown = "; ".join(f"`{n}`: {e}" for n, e in filters) or "none (every call PASSes)"
-        lines.append(f"- **{name}**: {shown} (ploidy 2; ploidy 1 uses alt fraction < 0.5)")
+        shown = "; ".join(f"`{n}` {e}" for n, e in filters) or "no filter (every call PASSes)"
+        lines.append(f"- **{name}**: {shown}")
     lines += [
         "",
         "| data set | chain | filters | SNP P | SNP R | SNP F1 | indel P | indel R | indel F1 | FP | FN |",
@@ -238,8 +260,8 @@ def speed_section(speed: dict[str, Any] | None, img: str) -> list[str]:
             "",
             f"**minimap2 vs bwa ({ratio['dataset']}, {ratio['read_pairs']:,} pairs), bwa's cost over "
             f"minimap2's:** aligner process CPU **{ratio['aligner_process_cpu_ratio']}x**; whole align step "
-            f"CPU {ratio['align_step_cpu_ratio']}x ({ratio['minimap2_pairs_per_core_s']:,} vs "
-            f"{ratio['bwa_pairs_per_core_s']:,} read pairs per core-second); align step wall "
+            f"CPU {ratio['align_step_cpu_ratio']}x ({ratio['minimap2_pairs_per_core_s']:,.0f} vs "
+            f"{ratio['bwa_pairs_per_core_s']:,.0f} read pairs per core-second); align step wall "
             f"{ratio['align_step_wall_ratio']}x; whole chain CPU {ratio['chain_cpu_ratio']}x. ",
             f"Target {ratio['target']}: **{'met' if ratio['within_target'] else 'NOT met'}**.",
         ]
@@ -299,6 +321,23 @@ def orchestration_section(orch: dict[str, Any] | None, img: str) -> list[str]:
         f"1,000 transitions, ${prices['lambda_usd_per_million_requests']} per million Lambda requests "
         f"+ duration. {prices['basis']}.",
         "",
+        *(
+            [
+                f"Independent of samples: the intake sweep Lambda runs on "
+                f"`{orch['per_stack_sweep']['schedule']}`, "
+                f"{orch['per_stack_sweep']['lambda_invocations_per_day']} invocations per stack per day "
+                f"(${orch['per_stack_sweep']['usd_per_day']} per day).",
+                "",
+            ]
+            if orch.get("per_stack_sweep")
+            else []
+        ),
+        "The backoff's price is latency: a 6-hour job is noticed up to "
+        f"{orch['durations']['6 h']['backoff']['detection_delay_s']} s after it ends (the 5120 s cap), "
+        "which delays the next step, not the bill (Batch releases the instance when the job ends). "
+        "For 1-minute jobs it costs more transitions than fixed polling (more, shorter waits); "
+        "for jobs of seconds (validate, a cached reference) it notices the end after 10 s instead of 60 s.",
+        "",
         f"![transitions vs job duration]({img}/bench-transitions.png)",
         "",
     ]
@@ -329,15 +368,34 @@ def cost_section(speed: dict[str, Any] | None) -> list[str]:
         f"| **total** | | | | **{p['total_cpu_core_hours']}** | **${p['usd_cpu_basis']}** | "
         f"**{p['total_allocated_vcpu_hours']}** | **${p['usd_allocated_basis']}** |",
         "",
-        f"Target <= ${p['target_usd']}: {met[p['within_target_cpu_basis']]} on the CPU basis (every "
-        f"core busy: the floor), {met[p['within_target_allocated_basis']]} on the allocated basis (wall "
-        "time x vCPUs on this shared 2-core machine, where other people's jobs stretch wall time: a "
-        "ceiling). Both are measured on a 1 Mb genome. What does not scale linearly:",
+        f"Target <= ${p['target_usd']}: **{met[p['within_target_cpu_basis']]}** on the CPU basis (every "
+        f"vCPU busy: the floor), **{met[p['within_target_allocated_basis']]}** on the allocated basis "
+        "(2-vCPU jobs billed for their idle share too, utilisation measured on this shared machine: "
+        "pessimistic). Both come from a 1 Mb genome. "
+        f"If aligning to the 3 Gb genome cost 5x more per read pair, the CPU-basis total would be "
+        f"${p['sensitivity_align_x5_usd_cpu_basis']} (an illustration, not a measurement).",
+        "",
+        most_expensive(speed),
+        "",
+        "What does not scale linearly:",
         "",
         *[f"- {item}" for item in p["not_linear"]],
         "",
     ]
     return lines
+
+
+def most_expensive(speed: dict[str, Any]) -> str:
+    steps = speed["projection_30x_human"]["steps"]
+    costly = max(steps, key=lambda name: steps[name]["core_us_per_read_pair"])
+    chain = speed["results"]["sim30"]["minimap2"]["steps"]
+    hungry = max(chain, key=lambda name: chain[name]["peak_tree_rss_mib"])
+    tools = ", ".join(f"{t} {c:.1f} s" for t, c in chain[costly]["tool_cpu_s"].items())
+    return (
+        f"Most expensive step per read pair: **{costly}** ({steps[costly]['core_us_per_read_pair']} "
+        f"core-us, vCPU utilisation {steps[costly]['vcpu_utilisation']}; CPU by program at 30x: {tools}). "
+        f"Largest peak memory: **{hungry}**, {chain[hungry]['peak_tree_rss_mib']:.0f} MiB at 30x."
+    )
 
 
 def headline(results: Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The benchmarks' own code on tiny inputs, so that `make bench` cannot rot between runs.
 
 `bench/accuracy.py --smoke` runs both chains (minimap2, bwa) through the real `genopipe job`
-steps on a moto server over a 30 kb random genome; `bench/orchestration.py` walks the real ASL;
+steps on a moto server over a 20 kb random genome; `bench/orchestration.py` walks the real ASL;
 `bench/report.py` renders the page and the plots from those results. No speed is asserted.
 """
 
