@@ -1,0 +1,196 @@
+"""Reliability benchmarks on the local stack (issue 6), too slow for `make test`:
+
+- burst: N small samples dropped into the input bucket at once; all must complete; intake latency
+  (upload of the second mate -> execution start) median and p95, and the total time;
+- spot: N samples with `--reclaim-rate 0.3` vs the same samples without faults; all complete,
+  attempts per job, On-Demand fallbacks, and whether every VCF equals the fault-free one.
+
+    .venv/bin/python bench/reliability.py burst --samples 100
+    .venv/bin/python bench/reliability.py spot --samples 20
+
+Results are merged into bench/results/reliability.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from genopipe import s3
+from genopipe.local.batch import JobUpdate
+from genopipe.local.cli import quiet_logs
+from genopipe.local.sample_run import EventWaiter, upload_sample
+from genopipe.local.server import free_port
+from genopipe.local.stack import LocalStack, StackOptions
+from genopipe.s3 import S3Uri
+from genopipe.simulate import SimulatedSample, simulate_sample
+
+RESULTS = Path(__file__).resolve().parent / "results" / "reliability.json"
+LENGTH = 20_000  # bp: a small sample (~2k read pairs at 30x)
+
+
+def make_samples(folder: Path, count: int) -> dict[str, SimulatedSample]:
+    first = simulate_sample(folder / "s000", seed=100, length=LENGTH, sample="s000")
+    samples = {"s000": first}
+    for n in range(1, count):
+        name = f"s{n:03d}"
+        samples[name] = simulate_sample(folder / name, seed=100 + n, reference=first.reference, sample=name)
+    return samples
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def drop_all(stack: LocalStack, samples: dict[str, SimulatedSample], timeout_s: float) -> dict[str, Any]:
+    waiters = {name: EventWaiter(stack, name) for name in samples}
+    uploaded: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def drop(name: str) -> None:
+        upload_sample(stack, samples[name].r1, samples[name].r2, name)
+        with lock:
+            uploaded[name] = time.time()
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(drop, samples))
+    events = {name: waiter.wait(timeout_s) for name, waiter in waiters.items()}
+    total = time.time() - started
+    sfn = boto3.client("stepfunctions")
+    machine = stack.deployment.outputs["StateMachineArn"]
+    starts: dict[str, float] = {}
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+        for execution in page["executions"]:
+            starts.setdefault(execution["name"].rsplit("-", 1)[0], execution["startDate"].timestamp())
+    latencies = [max(0.0, starts[name] - uploaded[name]) for name in samples if name in starts]
+    completed = [n for n, e in events.items() if e["detail-type"] == "Sample Completed"]
+    return {"events": events, "total_s": total, "latencies": latencies, "completed": completed}
+
+
+def burst(count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = make_samples(Path(tmp), count)
+        with LocalStack(StackOptions(port=free_port(), reference=samples["s000"].reference)) as stack:
+            outcome = drop_all(stack, samples, timeout_s=7200)
+            executions = len(
+                [
+                    e
+                    for page in boto3.client("stepfunctions")
+                    .get_paginator("list_executions")
+                    .paginate(stateMachineArn=stack.deployment.outputs["StateMachineArn"])
+                    for e in page["executions"]
+                ]
+            )
+    latencies = outcome["latencies"]
+    return {
+        "samples": count,
+        "completed": len(outcome["completed"]),
+        "executions": executions,
+        "intake_latency_s": {
+            "median": round(statistics.median(latencies), 3),
+            "p95": round(percentile(latencies, 0.95), 3),
+            "max": round(max(latencies), 3),
+        },
+        "total_s": round(outcome["total_s"], 1),
+        "read_pairs_per_sample": samples_read_pairs(),
+    }
+
+
+def samples_read_pairs() -> str:
+    return f"~{int(LENGTH * 30 / 300)} (simulated {LENGTH} bp at 30x, 2x150)"
+
+
+def vcf_records(path: Path) -> list[str]:
+    done = subprocess.run(["bcftools", "view", "-H", str(path)], capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
+
+
+def spot(count: int, rate: float, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        samples = make_samples(folder, count)
+        runs: dict[str, dict[str, Any]] = {}
+        updates: list[JobUpdate] = []
+        for label, reclaim in (("clean", 0.0), ("faulty", rate)):
+            options = StackOptions(
+                port=free_port(), reference=samples["s000"].reference, reclaim_rate=reclaim, seed=seed
+            )
+            with LocalStack(options) as stack:
+                if reclaim:
+                    stack.batch.listeners.append(updates.append)
+                runs[label] = drop_all(stack, samples, timeout_s=7200)
+                for name in samples:
+                    s3.download(
+                        S3Uri(stack.output_bucket, f"{name}/{name}.vcf.gz"), folder / label / f"{name}.vcf.gz"
+                    )
+        equal = sum(
+            vcf_records(folder / "clean" / f"{n}.vcf.gz") == vcf_records(folder / "faulty" / f"{n}.vcf.gz")
+            for n in samples
+        )
+    attempts: dict[str, int] = defaultdict(int)
+    reclaims: dict[str, int] = defaultdict(int)
+    jobs_per_name: dict[str, set[str]] = defaultdict(set)
+    for update in updates:
+        attempts[update.job_id] = max(attempts[update.job_id], update.attempt)
+        jobs_per_name[update.job_name].add(update.job_id)
+        if update.reason.startswith("Host EC2"):
+            reclaims[update.job_id] += 1
+    return {
+        "samples": count,
+        "reclaim_rate": rate,
+        "seed": seed,
+        "completed_clean": len(runs["clean"]["completed"]),
+        "completed_with_reclaims": len(runs["faulty"]["completed"]),
+        "jobs": len(attempts),
+        "attempts": sum(attempts.values()),
+        "attempts_reclaimed": sum(reclaims.values()),
+        "max_attempts_per_job": max(attempts.values(), default=0),
+        "on_demand_fallbacks": sum(1 for ids in jobs_per_name.values() if len(ids) > 1),
+        "vcfs_equal_to_clean_run": equal,
+        "total_s_clean": round(runs["clean"]["total_s"], 1),
+        "total_s_with_reclaims": round(runs["faulty"]["total_s"], 1),
+    }
+
+
+def record(name: str, result: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    existing[name] = {**result, "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": 2}
+    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("kind", choices=["burst", "spot"])
+    parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--reclaim-rate", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    quiet_logs(False)
+    if args.kind == "burst":
+        result = burst(args.samples or 100)
+    else:
+        result = spot(args.samples or 20, args.reclaim_rate, args.seed)
+    record(args.kind, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
