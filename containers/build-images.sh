@@ -25,11 +25,17 @@ containers/debian-base.sh
 start=$(date +%s)
 mkdir -p "$WHEELS"
 "$PYTHON" -m pip freeze --exclude-editable | grep -v '^genopipe' >"$WHEELS/constraints.txt"
-rm -rf "$WHEELS/base" "$WHEELS/report"
-# the genopipe wheel from the work tree + its runtime dependencies (not the local/dev extras)
-# a fixed zip timestamp: an unchanged tree gives the same wheel bytes, so docker reuses the base layers
-SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELS/base" -c "$WHEELS/constraints.txt" .
-"$PYTHON" -m pip wheel -q --wheel-dir "$WHEELS/report" -c "$WHEELS/constraints.txt" "multiqc==$MULTIQC_VERSION"
+rm -rf "$WHEELS/base" "$WHEELS/report" "$WHEELS/all"
+# the genopipe wheel from the work tree + its runtime dependencies (not the local/dev extras);
+# a fixed zip timestamp: an unchanged tree gives the same wheel bytes, so docker reuses layers
+SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --wheel-dir "$WHEELS/all" -c "$WHEELS/constraints.txt" . \
+  2> >(grep -v "^WARNING: Location" >&2)
+mkdir -p "$WHEELS/base/app" "$WHEELS/base/deps" "$WHEELS/report/multiqc"
+mv "$WHEELS"/all/genopipe-*.whl "$WHEELS/base/app/"
+mv "$WHEELS"/all/*.whl "$WHEELS/base/deps/"
+cp -r "$WHEELS/base/deps" "$WHEELS/report/deps"
+"$PYTHON" -m pip wheel -q --wheel-dir "$WHEELS/report/multiqc" -c "$WHEELS/constraints.txt" "multiqc==$MULTIQC_VERSION" \
+  2> >(grep -v "^WARNING: Location" >&2)
 echo "images: wheels collected in $(($(date +%s) - start)) s"
 
 build() { # image-name dockerfile context
