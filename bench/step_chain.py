@@ -177,6 +177,7 @@ def reset_moto(env: dict[str, str]) -> None:
 class RunResult:
     wall_s: float
     cpu_s: float  # user + system of every process of the run (for the chain: with the moto server's)
+    moto_cpu_s: float  # the moto server's share of cpu_s (0 for the plain pipeline)
     stages_s: dict[str, float]
     vcf_records: list[str]
 
@@ -215,7 +216,7 @@ def run_step_chain(dataset: Dataset, moto: MotoServer, threads: int, run_id: str
     common += ["--staging", f"s3://{bucket}/.staging/{run_id}/", "--aligner", "minimap2", "--ploidy", "2"]
     step_env = dict(env, GENOPIPE_THREADS=str(threads))
     stages: dict[str, float] = {}
-    cpu_before = children_cpu() + process_cpu(moto.pid)
+    moto_before, cpu_before = process_cpu(moto.pid), children_cpu()
     for step in STEPS:
         started = time.perf_counter()
         command = [str(GENOPIPE), "job", step, *common]
@@ -223,13 +224,14 @@ def run_step_chain(dataset: Dataset, moto: MotoServer, threads: int, run_id: str
         stages[step] = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"bench: step chain, {step} failed on {dataset.name}: {done.stderr.strip()[-500:]}")
-    cpu = children_cpu() + process_cpu(moto.pid) - cpu_before
+    moto_cpu = process_cpu(moto.pid) - moto_before
+    cpu = children_cpu() - cpu_before + moto_cpu
     with tempfile.TemporaryDirectory(prefix="bench-chain-vcf-") as work:
         vcf = Path(work) / "chain.vcf.gz"
         s3.download_file(bucket, f".staging/{run_id}/{SAMPLE}.vcf.gz", str(vcf))
         records = vcf_records(vcf)
     reset_moto(env)
-    return RunResult(sum(stages.values()), cpu, stages, records)
+    return RunResult(sum(stages.values()), cpu, moto_cpu, stages, records)
 
 
 def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> RunResult:
@@ -250,7 +252,7 @@ def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> RunResult:
             name, seconds = line.split("\t")
             stages[name] = float(seconds)
         records = vcf_records(Path(work) / "out" / f"{SAMPLE}.vcf.gz")
-    return RunResult(wall, cpu, stages, records)
+    return RunResult(wall, cpu, 0.0, stages, records)
 
 
 def vcf_records(vcf: Path) -> list[str]:
@@ -341,6 +343,7 @@ def summarise(runs: list[RunResult]) -> dict[str, object]:
         "cpu_s": [round(run.cpu_s, 3) for run in runs],
         "median_wall_s": round(statistics.median(walls), 3),
         "median_cpu_s": round(statistics.median(run.cpu_s for run in runs), 3),
+        "median_moto_server_cpu_s": round(statistics.median(run.moto_cpu_s for run in runs), 3),
         "median_stage_s": {
             name: round(statistics.median(run.stages_s[name] for run in runs), 3) for name in runs[0].stages_s
         },
