@@ -184,7 +184,7 @@ def curve(asl: dict[str, Any], step: str, policy: PollingPolicy) -> list[list[in
         durations[step] = seconds
         tally = walk(asl, durations, policy)
         points.append([int(seconds), tally.per_step[step]["transitions"]])
-        seconds *= 1.25
+        seconds *= 1.05
     return points
 
 

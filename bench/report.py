@@ -70,6 +70,10 @@ def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
             f1 = [f"{ratio(m['snp']['f1'])}/{ratio(m['indel']['f1'])}" for m in per_filter]
             ax.bar_label(bars, labels=f1, fontsize=6, rotation=90, padding=2)
         ax.set_xticks(range(len(filters)), [f.split(" ")[0] for f in filters], fontsize=8)
+        runs = [m for a in aligners for m in results[dataset][a]["filters"].values()]
+        if not any(m[k][e] for m in runs for k in ("snp", "indel") for e in ("fp", "fn")):
+            ax.text(0.5, 0.5, "no errors with any chain or filter set", transform=ax.transAxes,
+                    ha="center", fontsize=9, color="grey")  # fmt: skip
         truth = results[dataset][aligners[0]]["filters"]["none"]
         ax.set_title(
             f"{dataset} ({truth['snp']['truth']} SNPs, {truth['indel']['truth']} indels in truth)", fontsize=9
@@ -166,7 +170,8 @@ def plot_transitions(orchestration: dict[str, Any], path: Path) -> None:
         for name in ("backoff", "fixed_60s"):
             value = figures[name]["per_step"]["state_transitions"]
             ax.plot(minutes, value, "o", color=styles[name][0])
-            ax.annotate(str(value), (minutes, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            offset = (-34, 4) if name == "fixed_60s" else (4, -12)
+            ax.annotate(str(value), (minutes, value), textcoords="offset points", xytext=offset, fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks([1, 10, 60, 360, 720], ["1 min", "10 min", "1 h", "6 h", "12 h"])
@@ -254,6 +259,19 @@ def speed_section(speed: dict[str, Any] | None, img: str) -> list[str]:
                     f"| {dataset} ({chain['read_pairs']:,} pairs) | {aligner} | {step} | {m['wall_s']:.1f} | "
                     f"{m['cpu_s']:.1f} | {m['max_rss_mib']:.0f} | {m['peak_tree_rss_mib']:.0f} |"
                 )
+    loads = [
+        f"{dataset}/{aligner} {', '.join(f'{run[0]:.1f}' for run in chain['load_average_at_start'])}"
+        for dataset, per_aligner in speed["results"].items()
+        for aligner, chain in per_aligner.items()
+        if chain.get("load_average_at_start")
+    ]
+    if loads:
+        lines += [
+            "",
+            f"1-minute load average when each run started ({speed['machine']['cpus']} CPUs; other "
+            f"engineers' work included): {'; '.join(loads)}. Wall times and the vCPU utilisation "
+            "below suffer from it; CPU times much less.",
+        ]
     ratio = speed.get("aligner_ratio")
     if ratio:
         lines += [
