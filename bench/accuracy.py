@@ -21,7 +21,7 @@ alternatives are re-applied to the call step's own VCF (FILTER cleared, then the
 `soft_filters` expressions with other thresholds), since the filters are soft and every record
 is still in the file.
 
-    .venv/bin/python bench/accuracy.py [--reps 1] [--threads N] [--out-dir bench/results]
+    .venv/bin/python bench/accuracy.py [--reps 2] [--threads N] [--out-dir bench/results]  # ~3 min
     .venv/bin/python bench/accuracy.py --smoke --out-dir /tmp/x   # tiny random genome, seconds
 
 Writes `accuracy.json` and `speed.json` into the output folder.
