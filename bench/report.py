@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -395,12 +396,49 @@ def cost_section(speed: dict[str, Any] | None) -> list[str]:
         "",
         most_expensive(speed),
         "",
+        call_parallelism_note(speed),
+        "",
         "What does not scale linearly:",
         "",
         *[f"- {item}" for item in p["not_linear"]],
         "",
     ]
     return lines
+
+
+def job_definition_vcpus(template: Path) -> dict[str, int]:
+    """vCPUs of each step's job definition in template.yaml (`<Step>JobDefinition` ... `Type: VCPU`)."""
+    if not template.is_file():
+        return {}
+    text = template.read_text()
+    found = {}
+    for step in STEPS:
+        name = f"{step[0].upper()}{step[1:]}JobDefinition:"
+        start = text.find(f"  {name}\n")
+        match = re.search(r"Type: VCPU\s+Value: \"?(\d+)", text[start:]) if start >= 0 else None
+        if match:
+            found[step] = int(match.group(1))
+    return found
+
+
+def call_parallelism_note(speed: dict[str, Any]) -> str:
+    vcpus = job_definition_vcpus(REPO / "template.yaml")
+    call_step = speed["results"]["sim30"]["minimap2"]["steps"]["call"]
+    busy = call_step["cpu_s"] / call_step["wall_s"]
+    projected = speed["projection_30x_human"]["steps"]["call"]
+    price = speed["projection_30x_human"]["spot_price"]["usd_per_vcpu_hour"]
+    if "call" not in vcpus or vcpus["call"] <= 1:
+        return ""
+    billed = projected["projected_cpu_core_hours"] * vcpus["call"] * price
+    return (
+        f"The call step kept {busy:.2f} cores busy on average here (at most about 1 anywhere: bcftools "
+        f"mpileup is single-threaded), but `CallJobDefinition` reserves {vcpus['call']} vCPUs: on that "
+        f"definition it is billed at least {vcpus['call']}x its CPU time (${billed:.2f} instead of "
+        f"${projected['projected_usd_cpu_basis']:.2f} per genome at ${price}/vCPU-hour), "
+        "unless the job shrinks to 1 vCPU or is split by region. Job definition vCPUs: "
+        + ", ".join(f"{step} {n}" for step, n in vcpus.items())
+        + "."
+    )
 
 
 def most_expensive(speed: dict[str, Any]) -> str:
