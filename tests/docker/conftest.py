@@ -37,7 +37,7 @@ def build(script: str) -> str:
     )
     if done.returncode != 0:
         pytest.fail(f"containers/{script} failed:\n{done.stderr[-3000:]}")
-    print(f"\n{script}: {time.monotonic() - started:.0f} s\n{done.stderr.strip()}")
+    print(f"\n{script}: {time.monotonic() - started:.0f} s\n{done.stdout.strip()}")
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 

@@ -35,10 +35,9 @@ def test_step_image_is_non_root_with_the_job_entrypoint_and_its_tools(step_image
     )
     assert config["User"] not in ("", "root", "0")
     assert config["Entrypoint"] == ["genopipe", "job"]
+    which = f"for tool in {' '.join(TOOLS[step])}; do command -v $tool; done"
     found = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", f"command -v {' '.join(TOOLS[step])}"],
-        capture_output=True,
-        text=True,
+        ["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", which], capture_output=True, text=True
     )
     assert len(found.stdout.split()) == len(TOOLS[step]), f"{image}: {found.stdout} {found.stderr}"
 
