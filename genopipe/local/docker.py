@@ -106,7 +106,8 @@ class DockerRunner:
     def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
         image = local_image(launch.image)
         if not image_present(image):
-            log(f"genopipe docker executor: image {image} is not built here: run `make images`")
+            problem = daemon_problem() or f"image {image} is not built here: run `make images`"
+            log(f"genopipe docker executor: {problem}")
             return 125  # what `docker run` returns when it cannot start the container
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"genopipe-{launch.job_name}-{uuid.uuid4().hex[:8]}")
         ended = threading.Event()
