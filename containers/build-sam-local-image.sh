@@ -19,10 +19,19 @@ VERSION=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("genopip
 
 containers/debian-base.sh >&2
 
+# a self-contained CPython 3.12 installation (its own prefix, not /usr): $PYTHON312, else the
+# python3.12 on PATH (pyenv's shim resolves to its build), else pyenv's (PYENV_ROOT)
 prefix="${PYTHON312:-}"
+if [ -z "$prefix" ] && command -v python3.12 >/dev/null 2>&1; then
+  prefix=$(python3.12 -c 'import sys; print(sys.base_prefix)' 2>/dev/null || true)
+fi
 if [ -z "$prefix" ] && command -v pyenv >/dev/null 2>&1; then
   prefix=$(pyenv prefix 3.12 2>/dev/null | head -1 || true)
 fi
+if [ -z "$prefix" ]; then
+  prefix=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12* 2>/dev/null | sort -V | tail -1 || true)
+fi
+case "$prefix" in /usr | /usr/local | /) prefix="" ;; esac
 rm -rf "$CONTEXT" && mkdir -p "$CONTEXT/runtime"
 cp containers/lambda-python/Dockerfile containers/lambda-python/lambda-entrypoint.sh "$CONTEXT/"
 cp containers/lambda-python/bootstrap "$CONTEXT/runtime/bootstrap"
