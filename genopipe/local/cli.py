@@ -12,11 +12,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from genopipe.local import server, waits
 from genopipe.local.progress import Progress
 from genopipe.local.sample_run import RunError, run_one, sample_name
 from genopipe.local.stack import LocalStack, StackError, StackOptions
 from genopipe.local.summary import format_summary
+from genopipe.local.sweep import SweepError, run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +44,17 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
         default=waits.DEFAULT_FACTOR,
         help=f"factor applied to the state machine's waits (default {waits.DEFAULT_FACTOR}; 1 = real time)",
     )
+    parser.add_argument(
+        "--sweep-every",
+        type=float,
+        help="seconds between scheduled intake sweeps (default: the template's SweepSchedule times "
+        "--wait-scale; 0 = never)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the local stack")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="local_command", required=True, metavar="{up,run}")
+    sub = parser.add_subparsers(dest="local_command", required=True, metavar="{up,run,sweep}")
     up = sub.add_parser("up", help="start the local stack and keep serving")
     _stack_arguments(up)
     up.add_argument("--reference", type=Path, help="upload this FASTA and make it the pipeline's reference")
@@ -62,6 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="give up after this many seconds"
     )
+    sweep = sub.add_parser("sweep", help="run the intake sweep once on a running `genopipe local up`")
+    sweep.add_argument(
+        "--port", type=int, default=server.DEFAULT_PORT, help="its moto server port (default 4566)"
+    )
+    sweep.add_argument(
+        "--mate-timeout-seconds", type=float, help="report samples incomplete for this long (this sweep only)"
+    )
+    sweep.add_argument(
+        "--lane-settle-seconds", type=float, help="start lane samples quiet for this long (this sweep only)"
+    )
+    sweep.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def _options(args: argparse.Namespace) -> StackOptions:
@@ -73,6 +93,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         wait_scale=args.wait_scale,
         events_file=args.events_file,
         reference=args.reference,
+        sweep_every=args.sweep_every,
     )
 
 
@@ -88,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.local_command == "up":
             return serve(_options(args))
+        if args.local_command == "sweep":
+            return sweep_once(args)
         return run_sample(args)
-    except (RunError, StackError, server.PortInUse, ValueError) as error:
+    except (RunError, StackError, SweepError, server.PortInUse, ValueError) as error:
         print(f"genopipe local {args.local_command}: {error}", file=sys.stderr)
         return 2
 
@@ -107,12 +130,28 @@ def serve(options: StackOptions) -> int:
         print(f"output bucket  s3://{stack.output_bucket}/")
         if stack.reference_uri:
             print(f"reference      {stack.reference_uri}")
+        if stack.sweeper is not None:
+            print(f"intake sweep   every {stack.sweeper.interval_s:g} s (now: genopipe local sweep)")
         print(
             f"try: aws --endpoint-url {stack.endpoint_url} s3 cp reads_R1.fastq.gz s3://{stack.input_bucket}/",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):
             stopped.wait()
+    return 0
+
+
+def sweep_once(args: argparse.Namespace) -> int:
+    """Invoke the sweep of the stack served on `--port`; prints its outcome as JSON."""
+    saved = server.sdk_environment()
+    server.point_sdk_at(args.port)
+    try:
+        outcome = run_sweep(args.mate_timeout_seconds, args.lane_settle_seconds)
+    except (BotoCoreError, ClientError) as error:
+        raise SweepError(f"no local stack answers on {server.endpoint_url(args.port)}: {error}") from error
+    finally:
+        server.restore_sdk_environment(saved)
+    print(json.dumps(outcome, indent=2))
     return 0
 
 

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from moto.server import ThreadedMotoServer
 
@@ -15,6 +16,7 @@ from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.events import EventCapture
 from genopipe.local.executors import JobRunner, NativeRunner
 from genopipe.local.provision import Deployment, deploy
+from genopipe.local.sweep import SweepTimer, rate_seconds
 from genopipe.local.template import translate
 from genopipe.s3 import S3Uri
 
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_BUCKET = "genopipe-local-reference"
 REFERENCE_PARAMETER = "ReferenceUri"
+SWEEP_SCHEDULE_PARAMETER = "SweepSchedule"
+# the intake's waits, scaled like the state machine's (a lane settles in 15 s at the default scale)
+SCALED_PARAMETERS = ("MateTimeoutSeconds", "LaneSettleSeconds")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class StackOptions:
     events_file: Path | None = None
     reference: Path | None = None  # uploaded, and made the template's ReferenceUri
     template: Path = field(default_factory=lambda: REPO_ROOT / "template.yaml")
+    # seconds between scheduled sweeps: None = the template's SweepSchedule times wait_scale, 0 = none
+    sweep_every: float | None = None
+    parameters: dict[str, str] = field(default_factory=dict)  # template parameters, as given
 
 
 class StackError(Exception):
@@ -63,6 +71,22 @@ def upload_reference(fasta: Path) -> str:
     return str(uri)
 
 
+def _default(template: dict[str, Any], name: str) -> str | None:
+    spec = template.get("Parameters", {}).get(name)
+    return None if spec is None or "Default" not in spec else str(spec["Default"])
+
+
+def scaled_parameters(template: dict[str, Any], given: dict[str, str], scale: float) -> dict[str, str]:
+    """The given parameters, plus the intake's timeouts (mate, lane settle) at `scale` times their
+    template defaults when not given."""
+    values = dict(given)
+    for name in SCALED_PARAMETERS:
+        default = _default(template, name)
+        if name not in values and default is not None:
+            values[name] = f"{float(default) * scale:g}"
+    return values
+
+
 class LocalStack:
     """`with LocalStack(options) as stack:` serves the whole pipeline on 127.0.0.1:<port>."""
 
@@ -79,6 +103,7 @@ class LocalStack:
         self._deployment: Deployment | None = None
         self.reference_uri: str | None = None
         self._saved_environment: dict[str, str | None] | None = None
+        self.sweeper: SweepTimer | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -105,7 +130,7 @@ class LocalStack:
         lambdas.install(translated.code_folders)
         waits.install(self.options.wait_scale)
         self.batch.install()
-        parameters = {}
+        parameters = scaled_parameters(translated.template, self.options.parameters, self.options.wait_scale)
         if self.options.reference is not None:
             if REFERENCE_PARAMETER not in translated.template.get("Parameters", {}):
                 raise StackError(
@@ -114,10 +139,21 @@ class LocalStack:
             parameters[REFERENCE_PARAMETER] = self.reference_uri = upload_reference(self.options.reference)
         self._deployment = deploy(translated, parameters)
         self.events.start()
+        interval = self.options.sweep_every
+        if interval is None:
+            schedule = parameters.get(SWEEP_SCHEDULE_PARAMETER) or _default(
+                translated.template, SWEEP_SCHEDULE_PARAMETER
+            )
+            interval = rate_seconds(schedule) * self.options.wait_scale if schedule else 0.0
+        if interval > 0:
+            self.sweeper = SweepTimer(interval).start()
         return self
 
     def stop(self) -> None:
         """Stop serving and undo the patches, so the process (a test session) can go on."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         self.events.stop()
         if self._server is not None:
             self._server.stop()
