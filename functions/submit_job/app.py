@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -10,15 +11,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe.aws import batch
+from genopipe.aws.ledger import DynamoSubmissions
 from genopipe.backoff import policy_from_env
 from genopipe.events import SubmitRequest
 from genopipe.jobs import job_spec, submitted
+from genopipe.submission import submit_once
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 POLICY = policy_from_env(os.environ)
+SUBMISSIONS = DynamoSubmissions(os.environ["INTAKE_TABLE"])
+LOOKUP = batch.BatchLookup()
 
 
 @logger.inject_lambda_context
@@ -28,7 +33,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SubmitRequest.model_validate(event)
     logger.append_keys(sample=request.input.sample, step=request.step, capacity=request.capacity)
     spec = job_spec(request)
-    job_id = batch.submit(spec)
+    submission = submit_once(request, spec, SUBMISSIONS, LOOKUP, batch.submit, time.time)
+    job_id = submission.job_id
+    if not submission.first:  # a retried invocation: the job an earlier one submitted
+        logger.info("job already submitted", extra={"job_id": job_id, "job_queue": spec.job_queue})
+        metrics.add_metric(name="DuplicateSubmits", unit=MetricUnit.Count, value=1)
+        return submitted(request, spec, job_id, POLICY).model_dump(mode="json")
     logger.info("job submitted", extra={"job_id": job_id, "job_queue": spec.job_queue})
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     if request.replaces is not None:

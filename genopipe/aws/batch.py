@@ -35,6 +35,30 @@ def submit(spec: JobSpec) -> str:
     return str(response["jobId"])
 
 
+class BatchLookup:
+    """genopipe.submission.JobLookup: ListJobs by name on the queue, then DescribeJobs."""
+
+    def submitted_since(self, spec: JobSpec, since: float) -> list[str]:
+        batch = client()
+        filters = [
+            {"name": "JOB_NAME", "values": [spec.job_name]},
+            {"name": "AFTER_CREATED_AT", "values": [str(int(since * 1000))]},
+        ]
+        ids = [
+            summary["jobId"]
+            for page in batch.get_paginator("list_jobs").paginate(jobQueue=spec.job_queue, filters=filters)
+            for summary in page["jobSummaryList"]
+            if summary.get("jobName") == spec.job_name and summary.get("createdAt", 0) >= since * 1000
+        ]
+        staging = spec.parameters.get("staging")
+        found = []
+        for start in range(0, len(ids), 100):
+            for job in batch.describe_jobs(jobs=ids[start : start + 100]).get("jobs", []):
+                if job.get("parameters", {}).get("staging") == staging:
+                    found.append((job.get("createdAt", 0), str(job["jobId"])))
+        return [job_id for _, job_id in sorted(found)]
+
+
 def describe(job_id: str) -> DescribedJob:
     jobs = client().describe_jobs(jobs=[job_id]).get("jobs", [])
     if not jobs:

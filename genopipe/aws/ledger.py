@@ -4,6 +4,8 @@
   with `expires_at` after Step Functions' own 90-day name retention.
 - `waiting#s3://<bucket>/<folder><sample>`: a sample that has not started yet, with the times it
   was first and last seen; deleted when it starts or is reported.
+- `submit#<token>`: a step's Batch job was (being) submitted (genopipe.submission): the claim
+  time and, once submitted, the job id; expires like an execution's entry.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from genopipe.admission import Waiting
+from genopipe.submission import Claim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -21,7 +24,7 @@ else:
     DynamoDBClient = Any
 
 EXECUTION_RETENTION_S = 90 * 24 * 3600
-_EXECUTION, _WAITING = "execution#", "waiting#"
+_EXECUTION, _WAITING, _SUBMIT = "execution#", "waiting#", "submit#"
 
 
 @functools.cache
@@ -120,3 +123,37 @@ class DynamoLedger:
                     )
                 )
         return sorted(found, key=lambda w: w.first_seen)
+
+
+class DynamoSubmissions:
+    """genopipe.submission.SubmissionLedger in the intake table."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def claim_submission(self, token: str, now: float) -> Claim | None:
+        dynamo = client()
+        try:
+            dynamo.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": _SUBMIT + token},
+                    "claimed_at": _number(now),
+                    "expires_at": {"N": str(int(now) + EXECUTION_RETENTION_S)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except dynamo.exceptions.ConditionalCheckFailedException:
+            key = {"pk": {"S": _SUBMIT + token}}
+            item = dynamo.get_item(TableName=self.table, Key=key, ConsistentRead=True)["Item"]
+            job_id = item.get("job_id", {}).get("S")
+            return Claim(claimed_at=float(item["claimed_at"]["N"]), job_id=job_id)
+        return None
+
+    def record_submission(self, token: str, job_id: str) -> None:
+        client().update_item(
+            TableName=self.table,
+            Key={"pk": {"S": _SUBMIT + token}},
+            UpdateExpression="SET job_id = :job",
+            ExpressionAttributeValues={":job": {"S": job_id}},
+        )

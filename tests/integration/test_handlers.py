@@ -212,3 +212,48 @@ def test_notify_failure_drops_staging_and_puts_sample_failed(aws: Callable[[str]
         "type": "JobFailed",
         "message": "qc job NA12878-qc (j) failed: exit code 1",
     }
+
+
+def _batch_jobs(queue: str) -> list[dict[str, Any]]:
+    batch = boto3.client("batch")
+    statuses = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+    return [j for s in statuses for j in batch.list_jobs(jobQueue=queue, jobStatus=s)["jobSummaryList"]]
+
+
+def test_a_retried_submit_creates_no_second_batch_job(aws: Callable[[str], ModuleType]) -> None:
+    queue, definition = _batch_queue_and_definition()
+    submit = aws("submit_job")
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    first = submit.handler(request, CONTEXT)
+    again = submit.handler(json.loads(json.dumps(request)), CONTEXT)  # the state machine's retry
+    assert again == first
+    assert [j["jobId"] for j in _batch_jobs(queue)] == [first["job_id"]]
+    # another step, or the On-Demand resubmission that replaces this job, is a submission of its own
+    qc = submit.handler(request | {"step": "qc"}, CONTEXT)
+    replacement = submit.handler(request | {"capacity": "on-demand", "replaces": first}, CONTEXT)
+    ids = {j["jobId"] for j in _batch_jobs(queue)}
+    assert ids == {first["job_id"], qc["job_id"], replacement["job_id"]} and len(ids) == 3
+
+
+def test_a_submit_that_failed_after_submitjob_is_adopted_by_its_retry(
+    aws: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue, definition = _batch_queue_and_definition()
+    submit = aws("submit_job")
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "call"}
+
+    def lost(token: str, job_id: str) -> None:
+        raise ConnectionError("the invocation died after SubmitJob")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(submit.SUBMISSIONS, "record_submission", lost)
+        with pytest.raises(ConnectionError):
+            submit.handler(request, CONTEXT)
+    (orphan,) = _batch_jobs(queue)
+    retried = submit.handler(request, CONTEXT)
+    assert retried["job_id"] == orphan["jobId"]
+    assert [j["jobId"] for j in _batch_jobs(queue)] == [orphan["jobId"]]
+    # another execution's job of the same sample and step is not mistaken for it
+    other = request | {"input": request["input"] | {"staging": request["input"]["staging"] + "other/"}}
+    assert submit.handler(other, CONTEXT)["job_id"] != orphan["jobId"]
+    assert len(_batch_jobs(queue)) == 2

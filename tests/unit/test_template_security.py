@@ -18,6 +18,8 @@ TEMPLATE = ROOT / "template.yaml"
 RESOURCE_STAR_ALLOWED = {
     # DescribeJobs has no resource-level permissions (Batch service authorization reference)
     "batch:DescribeJobs",
+    # nor has ListJobs (submit_job finds the job of a retried submission by name)
+    "batch:ListJobs",
     # X-Ray trace segments are not resources (SAM adds these for `Tracing: Active`)
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
