@@ -1,8 +1,9 @@
 """Deciding, for one object that landed in the input bucket, which sample executions to start.
 
 No AWS in here: the bucket is reached through the `InputStore` port (genopipe.aws.input_store
-adapts S3). The execution name and input are functions of the inputs (bucket, keys, ETags) and
-the pipeline version only, so a duplicate or re-delivered S3 event starts nothing new.
+adapts S3). The execution name is a function of the sample, its FASTQ objects (keys, ETags), lanes,
+ploidy and the pipeline version only, so a duplicate or re-delivered S3 event, or a sample sheet
+restating a pair that already started, starts nothing new.
 """
 
 from __future__ import annotations
@@ -77,9 +78,29 @@ class IntakeDecision:
     incomplete: list[IncompleteSample] = field(default_factory=list)  # the same, per sample
 
 
-def execution_name(sample: str, bucket: str, inputs: list[InputObject], pipeline_version: str) -> str:
+def execution_name(
+    sample: str,
+    bucket: str,
+    inputs: list[InputObject],
+    pipeline_version: str,
+    lanes: list[Lane] | None = None,
+    ploidy: int = 2,
+) -> str:
+    """A function of what decides the results: the sample, its FASTQ objects (URI and ETag), their
+    pairing into lanes, the ploidy and the pipeline version. Not of how the sample was announced:
+    a `samplesheet.csv` that arrives after its pair started, listing the same files for the same
+    sample and ploidy, names the same execution (so starts nothing new); one that changes the
+    sample name, the files, their pairing or the ploidy names a new one."""
+    fastqs = sorted((i.uri, i.etag) for i in inputs if not is_samplesheet(i.uri))
     material = json.dumps(
-        {"bucket": bucket, "inputs": sorted((i.uri, i.etag) for i in inputs), "version": pipeline_version},
+        {
+            "bucket": bucket,
+            "sample": sample,
+            "inputs": fastqs,
+            "lanes": [(lane.r1, lane.r2) for lane in lanes or []],
+            "ploidy": ploidy,
+            "version": pipeline_version,
+        },
         sort_keys=True,
     )
     digest = hashlib.sha256(material.encode()).hexdigest()[:32]
@@ -95,7 +116,7 @@ def _request(
     ploidy: int,
     settings: IntakeSettings,
 ) -> ExecutionRequest:
-    name = execution_name(sample, bucket, inputs, settings.pipeline_version)
+    name = execution_name(sample, bucket, inputs, settings.pipeline_version, lanes, ploidy)
     pipeline_input = PipelineInput(
         sample=sample,
         reads=lanes,

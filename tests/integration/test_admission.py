@@ -257,3 +257,37 @@ def test_a_bad_samplesheet_fails_at_once_naming_the_row(world: World, sheet: str
     assert event.detail.error.type == "InvalidSamplesheet" and event.detail.error.step == "intake"
     assert event.detail.error.message.startswith(f"s3://{INPUT}/bad/samplesheet.csv: {problem}")
     assert outcome.rejected == [event.detail.error.message] and world.executions() == []
+
+
+def test_a_samplesheet_restating_a_started_pair_starts_nothing_new(world: World) -> None:
+    world.put("late/H_R1.fastq.gz", b"h1")
+    world.put("late/H_R2.fastq.gz", b"h2")
+    (first,) = world.admission.on_object(INPUT, "late/H_R2.fastq.gz").started
+    world.put("late/samplesheet.csv", b"sample,fastq_1,fastq_2\nH,H_R1.fastq.gz,H_R2.fastq.gz\n")
+    outcome = world.admission.on_object(INPUT, "late/samplesheet.csv")
+
+    # same sample, files, ETags, lanes and ploidy: the same execution, however it was announced
+    assert outcome.started == [] and outcome.duplicates == [first]
+    assert [e["name"] for e in world.executions()] == [first]
+    world.clock.now += 3600
+    assert world.admission.sweep().started == []
+
+
+@pytest.mark.parametrize(
+    "sheet",
+    [
+        "sample,fastq_1,fastq_2,ploidy\nK,K_R1.fastq.gz,K_R2.fastq.gz,1\n",  # another ploidy
+        "sample,fastq_1,fastq_2\nK2,K_R1.fastq.gz,K_R2.fastq.gz\n",  # another sample name
+    ],
+)
+def test_a_samplesheet_that_changes_the_analysis_of_a_started_pair_starts_a_new_run(
+    world: World, sheet: str
+) -> None:
+    world.put("late/K_R1.fastq.gz", b"k1")
+    world.put("late/K_R2.fastq.gz", b"k2")
+    (first,) = world.admission.on_object(INPUT, "late/K_R2.fastq.gz").started
+    world.put("late/samplesheet.csv", sheet.encode())
+    (second,) = world.admission.on_object(INPUT, "late/samplesheet.csv").started
+
+    assert second != first
+    assert sorted(e["name"] for e in world.executions()) == sorted([first, second])  # type: ignore[type-var]
