@@ -38,15 +38,19 @@ from genopipe.s3 import S3Uri
 from genopipe.simulate import SimulatedSample, simulate_sample
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reliability.json"
-LENGTH = 20_000  # bp: a small sample (~2k read pairs at 30x)
+LENGTH = 20_000  # bp
+RETRY_ATTEMPTS = 3  # the job definitions' RetryStrategy.Attempts
+DEPTH = 10.0  # ~670 read pairs of 2x150 per sample: the per-job overhead dominates, not the data
 
 
 def make_samples(folder: Path, count: int) -> dict[str, SimulatedSample]:
-    first = simulate_sample(folder / "s000", seed=100, length=LENGTH, sample="s000")
+    first = simulate_sample(folder / "s000", seed=100, length=LENGTH, depth=DEPTH, sample="s000")
     samples = {"s000": first}
     for n in range(1, count):
         name = f"s{n:03d}"
-        samples[name] = simulate_sample(folder / name, seed=100 + n, reference=first.reference, sample=name)
+        samples[name] = simulate_sample(
+            folder / name, seed=100 + n, reference=first.reference, depth=DEPTH, sample=name
+        )
     return samples
 
 
@@ -111,12 +115,18 @@ def burst(count: int) -> dict[str, Any]:
 
 
 def samples_read_pairs() -> str:
-    return f"~{int(LENGTH * 30 / 300)} (simulated {LENGTH} bp at 30x, 2x150)"
+    return f"~{int(LENGTH * DEPTH / 300)} (simulated {LENGTH} bp at {DEPTH:g}x, 2x150)"
 
 
 def vcf_records(path: Path) -> list[str]:
     done = subprocess.run(["bcftools", "view", "-H", str(path)], capture_output=True, text=True, check=True)
     return done.stdout.splitlines()
+
+
+def described_jobs(ids: list[str]) -> list[dict[str, Any]]:
+    batch = boto3.client("batch")
+    chunks = (ids[i : i + 100] for i in range(0, len(ids), 100))
+    return [job for chunk in chunks for job in batch.describe_jobs(jobs=chunk)["jobs"]]
 
 
 def spot(count: int, rate: float, seed: int) -> dict[str, Any]:
@@ -125,6 +135,7 @@ def spot(count: int, rate: float, seed: int) -> dict[str, Any]:
         samples = make_samples(folder, count)
         runs: dict[str, dict[str, Any]] = {}
         updates: list[JobUpdate] = []
+        jobs: list[dict[str, Any]] = []
         for label, reclaim in (("clean", 0.0), ("faulty", rate)):
             options = StackOptions(
                 port=free_port(), reference=samples["s000"].reference, reclaim_rate=reclaim, seed=seed
@@ -137,29 +148,43 @@ def spot(count: int, rate: float, seed: int) -> dict[str, Any]:
                     s3.download(
                         S3Uri(stack.output_bucket, f"{name}/{name}.vcf.gz"), folder / label / f"{name}.vcf.gz"
                     )
+                if reclaim:  # attempts as Batch reports them (DescribeJobs), like the e2e test reads them
+                    jobs = described_jobs(sorted({update.job_id for update in updates}))
         equal = sum(
             vcf_records(folder / "clean" / f"{n}.vcf.gz") == vcf_records(folder / "faulty" / f"{n}.vcf.gz")
             for n in samples
         )
-    attempts: dict[str, int] = defaultdict(int)
-    reclaims: dict[str, int] = defaultdict(int)
-    jobs_per_name: dict[str, set[str]] = defaultdict(set)
-    for update in updates:
-        attempts[update.job_id] = max(attempts[update.job_id], update.attempt)
-        jobs_per_name[update.job_name].add(update.job_id)
-        if update.reason.startswith("Host EC2"):
-            reclaims[update.job_id] += 1
+    reasons = {job["jobId"]: [a.get("statusReason", "") for a in job["attempts"]] for job in jobs}
+    reclaimed = {job_id: sum(r.startswith("Host EC2") for r in rs) for job_id, rs in reasons.items()}
+    by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for job in jobs:
+        by_name[job["jobName"]].append(job)
+    fallbacks = {name: named for name, named in by_name.items() if len(named) > 1}
     return {
         "samples": count,
         "reclaim_rate": rate,
         "seed": seed,
         "completed_clean": len(runs["clean"]["completed"]),
         "completed_with_reclaims": len(runs["faulty"]["completed"]),
-        "jobs": len(attempts),
-        "attempts": sum(attempts.values()),
-        "attempts_reclaimed": sum(reclaims.values()),
-        "max_attempts_per_job": max(attempts.values(), default=0),
-        "on_demand_fallbacks": sum(1 for ids in jobs_per_name.values() if len(ids) > 1),
+        "jobs": len(jobs),
+        "attempts": sum(len(rs) for rs in reasons.values()),
+        "attempts_reclaimed": sum(reclaimed.values()),
+        "max_attempts_per_job": max((len(rs) for rs in reasons.values()), default=0),
+        # RetryStrategy (3 attempts, retry on Host EC2* only): every retried attempt was reclaimed
+        "jobs_retried_without_a_reclaim": sum(
+            1
+            for rs in reasons.values()
+            if len(rs) > RETRY_ATTEMPTS or not all(r.startswith("Host EC2") for r in rs[:-1])
+        ),
+        "on_demand_fallbacks": len(fallbacks),
+        # each: a FAILED Spot job reclaimed on all 3 attempts, then a SUCCEEDED On-Demand job
+        "fallbacks_after_all_attempts_reclaimed": sum(
+            1
+            for named in fallbacks.values()
+            if sorted((j["status"], "on-demand" in j["jobQueue"].lower()) for j in named)
+            == [("FAILED", False), ("SUCCEEDED", True)]
+            and any(reclaimed[j["jobId"]] == RETRY_ATTEMPTS for j in named)
+        ),
         "vcfs_equal_to_clean_run": equal,
         "total_s_clean": round(runs["clean"]["total_s"], 1),
         "total_s_with_reclaims": round(runs["faulty"]["total_s"], 1),
