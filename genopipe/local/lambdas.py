@@ -87,13 +87,19 @@ _STDOUT: _PerThreadStdout | None = None
 
 @contextmanager
 def _environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
+    # restore only what was set: clearing the whole environment would leave other threads (job
+    # runners, the sweep timer, boto3 clients being made) a moment with no endpoint or region, and
+    # its popitem loop raised KeyError('AWS_LAMBDA_FUNCTION_NAME') once in a 100-sample burst
+    saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class HandlerRegistry:
