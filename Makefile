@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 # template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
 # asl-validator from package-lock.json
-SAM_PYTHON ?= $(shell command -v python3.12 || command -v python3)
+SAM_PYTHON ?= $(PYTHON)
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 NODE_STAMP := node_modules/.installed
