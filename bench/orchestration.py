@@ -73,28 +73,53 @@ def step_of(name: str, state: dict[str, Any], steps: list[str]) -> str:
     return "sample"
 
 
+def _lookup(data: dict[str, Any], variable: str) -> Any:
+    """A Choice rule's `$.a.b[0].c` in the walker's data (None when absent)."""
+    value: Any = data
+    for part in variable.removeprefix("$.").split("."):
+        name, _, index = part.partition("[")
+        value = value.get(name) if isinstance(value, dict) else None
+        if index:
+            position = int(index.rstrip("]"))
+            value = value[position] if isinstance(value, list) and position < len(value) else None
+    return value
+
+
 def choose(state: dict[str, Any], data: dict[str, Any]) -> str:
     for rule in state.get("Choices", []):
-        path = rule["Variable"].removeprefix("$.").split(".")
-        value: Any = data
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if "StringEquals" in rule and value == rule["StringEquals"]:
-            return str(rule["Next"])
-        if set(rule) - {"Variable", "StringEquals", "Next"}:
+        if set(rule) - {"Variable", "StringEquals", "BooleanEquals", "Next"}:
             raise ValueError(f"{ASL}: Choice rule not understood by this walker: {rule}")
+        value = _lookup(data, rule["Variable"])
+        for test in ("StringEquals", "BooleanEquals"):
+            if test in rule and value == rule[test]:
+                return str(rule["Next"])
     return str(state["Default"])
 
 
 def walk(asl: dict[str, Any], job_seconds: dict[str, float], policy: PollingPolicy) -> Tally:
-    """Run the state machine for a successful sample; `job_seconds` per step from submission."""
-    states = asl["States"]
-    steps = list(job_seconds)
+    """Run the state machine for a successful sample; `job_seconds` per step from submission.
+
+    A Parallel state runs its branches from the same clock (each with its own transitions and
+    Lambda calls, as Step Functions bills them) and ends when the slowest branch ends."""
     tally = Tally()
     data: dict[str, Any] = {"jobs": {}}
-    clock = 0.0
-    submitted_at: dict[str, float] = {}
-    name = asl["StartAt"]
+    _walk_states(asl, list(job_seconds), job_seconds, policy, tally, data, 0.0, {})
+    return tally
+
+
+def _walk_states(
+    machine: dict[str, Any],
+    steps: list[str],
+    job_seconds: dict[str, float],
+    policy: PollingPolicy,
+    tally: Tally,
+    data: dict[str, Any],
+    clock: float,
+    submitted_at: dict[str, float],
+) -> float:
+    """Walk one state machine or Parallel branch from its StartAt; returns the clock at its end."""
+    states = machine["States"]
+    name = machine["StartAt"]
     for _ in range(1_000_000):
         state = states[name]
         kind = state["Type"]
@@ -106,8 +131,20 @@ def walk(asl: dict[str, Any], job_seconds: dict[str, float], policy: PollingPoli
         if lambda_task(state):
             tally.lambda_invocations += 1
             counts["lambda_invocations"] += 1
+        if kind == "Parallel":
+            ends = [
+                _walk_states(branch, steps, job_seconds, policy, tally, data, clock, submitted_at)
+                for branch in state["Branches"]
+            ]
+            clock = max(ends, default=clock)
+            # a successful sample: every branch ends {"ok": true, ...}, placed by ResultSelector
+            outputs: list[Any] = [{"ok": True} for _ in ends]
+            selector = state.get("ResultSelector")
+            if selector:
+                outputs = {k.removesuffix(".$"): outputs[int(v.strip("$[]"))] for k, v in selector.items()}
+            data[state.get("ResultPath", "$").removeprefix("$.")] = outputs
         if kind in ("Succeed", "Fail") or state.get("End"):
-            return tally
+            return clock
         if kind == "Task" and lambda_task(state) and name.lower().startswith("submit"):
             submitted_at[step] = clock
             data["jobs"][step] = {"status": "SUBMITTED", "wait_seconds": next_wait_seconds(None, policy)}
@@ -127,8 +164,9 @@ def walk(asl: dict[str, Any], job_seconds: dict[str, float], policy: PollingPoli
 
 
 def steps_in(asl: dict[str, Any]) -> list[str]:
-    """The pipeline steps, in order, from the Submit states' parameters."""
-    ordered = []
+    """The pipeline steps, in order, from the Submit states' parameters (a Parallel state's
+    branches in the order they are listed)."""
+    ordered: list[str] = []
     name = asl["StartAt"]
     seen = set()
     while name not in seen:
@@ -137,6 +175,8 @@ def steps_in(asl: dict[str, Any]) -> list[str]:
         step = state.get("Parameters", {}).get("step")
         if name.startswith("Submit") and step and step not in ordered:
             ordered.append(step)
+        for branch in state.get("Branches", []):
+            ordered += [s for s in steps_in(branch) if s not in ordered]
         if state["Type"] == "Choice":
             succeeded = [r["Next"] for r in state["Choices"] if r.get("StringEquals") == "SUCCEEDED"]
             name = succeeded[0] if succeeded else state["Default"]

@@ -184,8 +184,11 @@ def _history(arn: str) -> list[dict[str, Any]]:
 def test_happy_path_promotes_outputs_and_announces_completion(stack: Stack) -> None:
     arn = _drop_sample(stack)
     assert _wait(arn)["status"] == "SUCCEEDED"
-    assert [launch.command[0] for launch in stack.runner.launches] == list(STEP_OUTPUTS)
-    first = stack.runner.launches[0]
+    launched = [launch.command[0] for launch in stack.runner.launches]
+    # reference runs side by side with validate -> qc (the Prepare state's branches)
+    assert sorted(launched[:3]) == ["qc", "reference", "validate"] and launched[3:] == ["align", "call", "report"]
+    assert launched.index("validate") < launched.index("qc")
+    first = next(launch for launch in stack.runner.launches if launch.command[0] == "validate")
     reads = json.loads(first.command[first.command.index("--reads") + 1])
     assert reads[0]["r1"].endswith("/runs/run 1/S1_R1.fastq.gz")  # the URL-encoded key was decoded
     assert first.command[first.command.index("--reference") + 1] == REFERENCE
@@ -231,7 +234,10 @@ def test_failing_job_sends_sample_failed_and_leaves_no_outputs(stack: Stack) -> 
     arn = _drop_sample(stack)
     described = _wait(arn)
     assert described["status"] == "FAILED" and described.get("error") == "SampleFailed"
-    assert [launch.command[0] for launch in stack.runner.launches] == ["validate", "reference", "qc", "align"]
+    launched = [launch.command[0] for launch in stack.runner.launches]
+    # validate -> qc runs side by side with reference (the Prepare state's branches); then align
+    assert sorted(launched[:3]) == ["qc", "reference", "validate"] and launched[3:] == ["align"]
+    assert launched.index("validate") < launched.index("qc")
     assert list(s3.list_prefix(f"s3://{stack.outputs['OutputBucketName']}/")) == []
     (event,) = stack.events()
     assert event["detail-type"] == "Sample Failed"
@@ -239,6 +245,18 @@ def test_failing_job_sends_sample_failed_and_leaves_no_outputs(stack: Stack) -> 
     assert error["step"] == "align" and error["type"] == "JobFailed"
     assert "align job S1-align" in error["message"] and "exit code 1" in error["message"]
     assert "/aws/batch/job stream" in error["message"]
+
+
+def test_a_failing_branch_of_the_parallel_prepare_state_fails_the_sample(stack: Stack) -> None:
+    stack.runner.failing_step = "reference"
+    described = _wait(_drop_sample(stack))
+    assert described["status"] == "FAILED" and described.get("error") == "SampleFailed"
+    launched = [launch.command[0] for launch in stack.runner.launches]
+    assert "align" not in launched and sorted(launched) == ["qc", "reference", "validate"]
+    assert list(s3.list_prefix(f"s3://{stack.outputs['OutputBucketName']}/")) == []
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Failed"
+    assert event["detail"]["error"]["step"] == "reference" and event["detail"]["error"]["type"] == "JobFailed"
 
 
 def test_reclaimed_spot_job_is_resubmitted_once_on_demand(stack: Stack) -> None:
