@@ -29,7 +29,9 @@ prepare_reference() {
   else
     cp "$reference" "$ref"
   fi
-  samtools faidx "$ref"
+  # as the reference step: BGZF copy + .gzi + .fai (what call and report read), .mmi from the plain FASTA
+  bgzip -@ "$threads" -i -I "$ref.gz.gzi" -c "$ref" >"$ref.gz"
+  samtools faidx "$ref.gz"
   minimap2 -x sr -t "$threads" -d "$ref.mmi" "$ref" 2>"$out/tmp/minimap2-index.log"
 }
 
@@ -60,20 +62,20 @@ soft_filters() { # BCF on stdin -> VCF, filters $1.. of call_filters.tsv applied
 }
 
 call() {
-  bcftools mpileup -f "$ref" -a FORMAT/AD,FORMAT/DP -q "$MIN_MAPPING_QUALITY" -d "$MAX_DEPTH" -Ou \
+  bcftools mpileup -f "$ref.gz" -a FORMAT/AD,FORMAT/DP -q "$MIN_MAPPING_QUALITY" -d "$MAX_DEPTH" -Ou \
     "$out/$sample.bam" 2>"$out/tmp/mpileup.log" |
     bcftools call -m -v --ploidy "$PLOIDY" -Ou |
-    bcftools norm -f "$ref" -m -any -Ou 2>"$out/tmp/norm.log" |
+    bcftools norm -f "$ref.gz" -m -any -Ou 2>"$out/tmp/norm.log" |
     soft_filters 0 |
     bgzip -@ "$threads" -c >"$out/$sample.vcf.gz"
   tabix -p vcf "$out/$sample.vcf.gz"
 }
 
 report() {
-  samtools stats -@ "$threads" --reference "$ref" "$out/$sample.bam" >"$out/qc/$sample.samtools.stats"
+  samtools stats -@ "$threads" --reference "$ref.gz" "$out/$sample.bam" >"$out/qc/$sample.samtools.stats"
   samtools flagstat -@ "$threads" "$out/$sample.bam" >"$out/qc/$sample.flagstat.txt"
   samtools coverage "$out/$sample.bam" >"$out/tmp/$sample.coverage.tsv"
-  bcftools stats -f PASS -F "$ref" "$out/$sample.vcf.gz" >"$out/qc/$sample.bcftools.stats"
+  bcftools stats -f PASS -F "$ref.gz" "$out/$sample.vcf.gz" >"$out/qc/$sample.bcftools.stats"
   "$MULTIQC" --force --no-data-dir --no-version-check --no-ansi --quiet --no-ai \
     --title "genopipe: $sample" --filename multiqc_report.html --outdir "$out/qc" "$out/qc"
 }

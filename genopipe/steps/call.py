@@ -45,8 +45,7 @@ def soft_filters(ploidy: int) -> list[tuple[str, str]]:
 def run(step: Step) -> None:
     ref = reference.load(step)
     sample = step.params.sample
-    fasta = step.fetch(ref.plain, "ref", ref.plain.name)
-    step.fetch(ref.fai, "ref", ref.fai.name)
+    fasta, _, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
     bam = step.fetch(step.staged(f"{sample}.bam"), "in", f"{sample}.bam")
     step.fetch(step.staged(f"{sample}.bam.bai"), "in", f"{sample}.bam.bai")
     bam_uri = step.staged(f"{sample}.bam")

@@ -1,11 +1,14 @@
 """reference (prepare-reference): the FASTA's indexes, built once and cached next to it in S3.
 
 For `s3://b/refs/genome.fa.gz` the cache is `s3://b/refs/genome.fa.gz.genopipe/<sha256>/` with
-`genome.fa` (plain), `genome.fa.fai`, `genome.fa.mmi` (minimap2, `-x sr`) and, only once bwa has
-been asked for, `genome.fa.{amb,ann,bwt,pac,sa}`; `cache.json` in it is written last and lists
-what is complete. `<sha256>` is the checksum of the FASTA object's bytes. So that a second sample
-need not even download the FASTA, `etag/<ETag>.json` beside the checksum folders maps the
-object's ETag to its checksum (an overwritten FASTA gets a new ETag, hence a fresh lookup).
+`genome.fa.gz` (BGZF, whatever the original's compression), `genome.fa.gz.fai`, `genome.fa.gz.gzi`
+(htslib tools read the BGZF FASTA directly through these two), `genome.fa.mmi` (minimap2, `-x sr`)
+and, only once bwa has been asked for, `genome.fa.gz.{amb,ann,bwt,pac,sa}`; `cache.json` in it is
+written last and lists what is complete, with `"layout": CACHE_LAYOUT` (a folder of another
+layout, e.g. the old plain-FASTA one, counts as empty and is rebuilt). `<sha256>` is the
+checksum of the FASTA object's bytes. So that a second sample need not even download the FASTA,
+`etag/<ETag>.json` beside the checksum folders maps the object's ETag to its checksum
+(an overwritten FASTA gets a new ETag, hence a fresh lookup).
 
 Writes `reference.json` to staging (see `ReferenceIndex`); its `built` lists what this run built
 (empty when everything came from the cache).
@@ -24,6 +27,7 @@ from genopipe.s3 import S3Uri
 from genopipe.steps.base import S3UriField, Step, StepError, Tool
 
 CACHE_SUFFIX = ".genopipe"
+CACHE_LAYOUT = 2  # 1 (no "layout" in cache.json): plain FASTA; 2: BGZF FASTA + .fai + .gzi
 BWA_EXTENSIONS = (".amb", ".ann", ".bwt", ".pac", ".sa")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -34,11 +38,16 @@ class ReferenceIndex(BaseModel):
     fasta: S3UriField  # the FASTA as given
     sha256: str
     cache: S3UriField  # the checksum folder
-    plain: S3UriField  # uncompressed FASTA in the cache
+    bgzf: S3UriField  # BGZF-compressed FASTA in the cache (with .fai and .gzi beside it)
     fai: S3UriField
+    gzi: S3UriField
     mmi: S3UriField
     bwa: S3UriField | None = None  # index prefix (the files are prefix + .amb, .ann, ...)
     built: list[str] = []
+
+    def fasta_files(self) -> list[S3Uri]:
+        """What htslib tools (`-f`, `--reference`) need: the BGZF FASTA, its .fai and .gzi."""
+        return [self.bgzf, self.fai, self.gzi]
 
     def bwa_files(self) -> list[S3Uri]:
         if self.bwa is None:
@@ -52,6 +61,10 @@ def plain_name(fasta: S3Uri) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def bgzf_name(fasta: S3Uri) -> str:
+    return plain_name(fasta) + ".gz"
 
 
 def cache_root(fasta: S3Uri) -> S3Uri:
@@ -89,18 +102,22 @@ def _cached_files(cache: S3Uri) -> set[str]:
         document = s3.read_json(cache.join("cache.json"))
     except s3.S3NotFound:
         return set()
-    names = document.get("files", []) if isinstance(document, dict) else []
+    if not isinstance(document, dict) or document.get("layout") != CACHE_LAYOUT:
+        return set()
+    names = document.get("files", [])
     present = {item.uri.relative_to(cache) for item in s3.list_prefix(cache)}
     return {name for name in names if name in present}
 
 
-def _plain_fasta(step: Step, fasta: S3Uri, local_original: Path | None, cache: S3Uri, name: str) -> Path:
-    """The uncompressed FASTA in scratch: from the cache when it is there, else from the original."""
+def _plain_fasta(
+    step: Step, fasta: S3Uri, local_original: Path | None, cache: S3Uri, name: str, cached: set[str]
+) -> Path:
+    """The uncompressed FASTA in scratch: from the cache's BGZF copy when it is there, else the original."""
     target = step.path("ref", name)
     if local_original is None:
-        try:
-            return s3.download(cache.join(name), target)
-        except s3.S3NotFound:
+        if name + ".gz" in cached:
+            local_original = step.fetch(cache.join(name + ".gz"), "in", name + ".gz")
+        else:
             local_original = step.fetch(fasta, "in", fasta.name)
     with local_original.open("rb") as handle:
         compressed = handle.read(2) == _GZIP_MAGIC
@@ -134,46 +151,58 @@ def run(step: Step) -> None:
         checksum = sha256_of(local_original)
     cache = root.join(checksum).as_prefix()
     name = plain_name(fasta)
-    wanted = {name, f"{name}.fai", f"{name}.mmi"}
+    bgzf = bgzf_name(fasta)
+    wanted = {bgzf, f"{bgzf}.fai", f"{bgzf}.gzi", f"{name}.mmi"}
     if step.params.aligner == "bwa":
-        wanted |= {name + ext for ext in BWA_EXTENSIONS}
+        wanted |= {bgzf + ext for ext in BWA_EXTENSIONS}
     have = _cached_files(cache)
     missing = wanted - have
 
     built: list[str] = []
     if missing:
-        plain = _plain_fasta(step, fasta, local_original, cache, name)
+        plain = _plain_fasta(step, fasta, local_original, cache, name, have)
         check_fasta(plain, fasta)
-        if f"{name}.fai" in missing or name in missing:
-            step.pipe(Tool(["samtools", "faidx", str(plain)], fasta))
-            if not Path(f"{plain}.fai").read_text().strip():
+        compressed = plain.parent / bgzf
+        if {bgzf, f"{bgzf}.fai", f"{bgzf}.gzi"} & missing:
+            threads = str(step.threads)
+            step.pipe(
+                Tool(["bgzip", "-@", threads, "-i", "-I", f"{compressed}.gzi", "-c", str(plain)], fasta),
+                stdout=compressed,
+            )
+            step.pipe(Tool(["samtools", "faidx", str(compressed)], fasta))
+            if not Path(f"{compressed}.fai").read_text().strip():
                 raise StepError(fasta, "holds no sequences")
-            built += [name, f"{name}.fai"]
+            built += [bgzf, f"{bgzf}.fai", f"{bgzf}.gzi"]
         if f"{name}.mmi" in missing:
             mmi = Path(f"{plain}.mmi")
             step.pipe(
                 Tool(["minimap2", "-x", "sr", "-t", str(step.threads), "-d", str(mmi), str(plain)], fasta)
             )
             built.append(mmi.name)
-        if any(name + ext in missing for ext in BWA_EXTENSIONS):
-            step.pipe(Tool(["bwa", "index", str(plain)], fasta))
-            built += [name + ext for ext in BWA_EXTENSIONS]
+        if any(bgzf + ext in missing for ext in BWA_EXTENSIONS):
+            # bwa mem needs only these files (named after the BGZF FASTA, never the FASTA itself)
+            step.pipe(Tool(["bwa", "index", "-p", str(compressed), str(plain)], fasta))
+            built += [bgzf + ext for ext in BWA_EXTENSIONS]
         for file_name in sorted(set(built)):
             s3.upload(plain.parent / file_name, cache.join(file_name))
         # the completion marker goes last: a cache folder without it is ignored
-        s3.write_json(cache.join("cache.json"), {"fasta": str(fasta), "files": sorted(have | set(built))})
+        s3.write_json(
+            cache.join("cache.json"),
+            {"layout": CACHE_LAYOUT, "fasta": str(fasta), "files": sorted(have | set(built))},
+        )
     if new_etag:
         s3.write_json(root.join("etag", f"{info.etag}.json"), {"sha256": checksum})
 
-    bwa_prefix = cache.join(name) if step.params.aligner == "bwa" else None
-    if bwa_prefix is None and all(name + ext in have for ext in BWA_EXTENSIONS):
-        bwa_prefix = cache.join(name)
+    bwa_prefix = cache.join(bgzf) if step.params.aligner == "bwa" else None
+    if bwa_prefix is None and all(bgzf + ext in have for ext in BWA_EXTENSIONS):
+        bwa_prefix = cache.join(bgzf)
     index = ReferenceIndex(
         fasta=fasta,
         sha256=checksum,
         cache=cache,
-        plain=cache.join(name),
-        fai=cache.join(f"{name}.fai"),
+        bgzf=cache.join(bgzf),
+        fai=cache.join(f"{bgzf}.fai"),
+        gzi=cache.join(f"{bgzf}.gzi"),
         mmi=cache.join(f"{name}.mmi"),
         bwa=bwa_prefix,
         built=sorted(set(built)),

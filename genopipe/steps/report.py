@@ -80,8 +80,7 @@ def sha256_of(path: Path) -> str:
 def run(step: Step) -> None:
     sample, threads = step.params.sample, str(step.threads)
     ref = reference.load(step)
-    fasta = step.fetch(ref.plain, "ref", ref.plain.name)
-    step.fetch(ref.fai, "ref", ref.fai.name)
+    fasta, _, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
     staged_outputs = [f"{sample}.bam", f"{sample}.bam.bai", f"{sample}.vcf.gz", f"{sample}.vcf.gz.tbi"]
     lanes = len(step.params.reads)
     for lane in range(1, lanes + 1):

@@ -128,6 +128,22 @@ def test_step_chain_recovers_the_truth(
     assert again["built"] == []
     assert {item.uri: item.etag for item in s3.list_prefix(cache)} == before
 
+    # the cache keeps the reference BGZF-compressed (.fai + .gzi), never the plain FASTA
+    checksum_folder = S3Uri.parse(again["cache"])
+    names = {item.uri.relative_to(checksum_folder) for item in s3.list_prefix(checksum_folder)}
+    assert names == {"sim genome.fa.gz", "sim genome.fa.gz.fai", "sim genome.fa.gz.gzi", "sim genome.fa.mmi",
+                     "cache.json"}  # fmt: skip
+    bgzf = s3.download(S3Uri.parse(again["bgzf"]), tmp_path / "cached.fa.gz")
+    assert subprocess.run(["bgzip", "-t", str(bgzf)], check=False).returncode == 0
+    assert gzip.decompress(bgzf.read_bytes()) == simulated.reference.read_bytes()
+
+    # a cache folder of the old layout (plain FASTA, no "layout" in cache.json) is rebuilt, not misread
+    s3.write_json(checksum_folder.join("cache.json"), {"fasta": str(reference), "files": ["sim genome.fa"]})
+    assert job("reference", "other", reads, reference, S3Uri(OUTPUT, ".staging/exec-3/")) == 0
+    rebuilt = s3.read_json(S3Uri(OUTPUT, ".staging/exec-3/reference.json"))
+    assert set(rebuilt["built"]) == names - {"cache.json"}
+    assert s3.read_json(checksum_folder.join("cache.json"))["layout"] == 2
+
 
 def write_fastq_gz(path: Path, records: list[tuple[str, str, str]]) -> Path:
     with gzip.open(path, "wt") as handle:
