@@ -191,6 +191,49 @@ def test_lanes_by_name_wait_for_the_sweep_and_run_once(stack: LocalStack) -> Non
     assert len(json.loads(described["input"])["reads"]) == 2
 
 
+def test_the_stack_runs_the_sweep_schedule_so_lanes_start_once_quiet(stack: LocalStack) -> None:
+    # the template's rate(5 minutes) and LaneSettleSeconds 300, at the default wait scale 0.05
+    assert stack.sweeper is not None and stack.sweeper.interval_s == 15.0
+    for lane in (1, 2):
+        for read in (1, 2):
+            put(stack, f"timed/settled_S1_L00{lane}_R{read}_001.fastq.gz", fastq_gz(read))
+    assert executions_of(stack, "settled") == []
+    deadline = time.monotonic() + 60
+    while not executions_of(stack, "settled") and time.monotonic() < deadline:
+        time.sleep(1)
+    (execution,) = executions_of(stack, "settled")  # no manual sweep: the timer started it
+    described = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    assert len(json.loads(described["input"])["reads"]) == 2
+
+
+def test_genopipe_local_sweep_reports_a_missing_mate_on_demand(stack: LocalStack) -> None:
+    waiter = EventWaiter(stack, "alone")
+    put(stack, "cli/alone_R2.fastq.gz", fastq_gz(2))
+    done = subprocess.run(
+        [*GENOPIPE, "--port", str(stack.options.port), "--mate-timeout-seconds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    event = waiter.wait(10)
+    assert event["detail"]["error"]["type"] == "MateMissing"
+    assert outcome["rejected"] == [event["detail"]["error"]["message"]]
+    assert f"s3://{stack.input_bucket}/cli/alone_R2.fastq.gz" in outcome["rejected"][0]
+
+
+def test_genopipe_local_sweep_names_a_port_with_no_stack() -> None:
+    done = subprocess.run(
+        [*GENOPIPE, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("genopipe local sweep: no local stack answers on http://127.0.0.1:")
+
+
 def vcf_records(path: Path) -> list[str]:
     done = subprocess.run(["bcftools", "view", "-H", str(path)], capture_output=True, text=True, check=True)
     return done.stdout.splitlines()
@@ -220,6 +263,7 @@ def run_samples(
     return events
 
 
+# last in the module: stopping its second stack resets moto's backends, which the module's stack shares
 def test_spot_reclaims_retry_fall_back_and_change_no_call(
     stack: LocalStack, samples: dict[str, SimulatedSample], tmp_path: Path
 ) -> None:
@@ -262,46 +306,3 @@ def test_spot_reclaims_retry_fall_back_and_change_no_call(
     for name in fell_back:
         statuses = sorted((job["status"], "on-demand" in job["jobQueue"]) for job in by_name[name])
         assert statuses == [("FAILED", False), ("SUCCEEDED", True)], (name, statuses)
-
-
-def test_the_stack_runs_the_sweep_schedule_so_lanes_start_once_quiet(stack: LocalStack) -> None:
-    # the template's rate(5 minutes) and LaneSettleSeconds 300, at the default wait scale 0.05
-    assert stack.sweeper is not None and stack.sweeper.interval_s == 15.0
-    for lane in (1, 2):
-        for read in (1, 2):
-            put(stack, f"timed/settled_S1_L00{lane}_R{read}_001.fastq.gz", fastq_gz(read))
-    assert executions_of(stack, "settled") == []
-    deadline = time.monotonic() + 60
-    while not executions_of(stack, "settled") and time.monotonic() < deadline:
-        time.sleep(1)
-    (execution,) = executions_of(stack, "settled")  # no manual sweep: the timer started it
-    described = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
-    assert len(json.loads(described["input"])["reads"]) == 2
-
-
-def test_genopipe_local_sweep_reports_a_missing_mate_on_demand(stack: LocalStack) -> None:
-    waiter = EventWaiter(stack, "alone")
-    put(stack, "cli/alone_R2.fastq.gz", fastq_gz(2))
-    done = subprocess.run(
-        [*GENOPIPE, "--port", str(stack.options.port), "--mate-timeout-seconds", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout)
-    event = waiter.wait(10)
-    assert event["detail"]["error"]["type"] == "MateMissing"
-    assert outcome["rejected"] == [event["detail"]["error"]["message"]]
-    assert f"s3://{stack.input_bucket}/cli/alone_R2.fastq.gz" in outcome["rejected"][0]
-
-
-def test_genopipe_local_sweep_names_a_port_with_no_stack() -> None:
-    done = subprocess.run(
-        [*GENOPIPE, "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2
-    assert done.stderr.startswith("genopipe local sweep: no local stack answers on http://127.0.0.1:")
