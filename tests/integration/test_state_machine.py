@@ -186,7 +186,8 @@ def test_happy_path_promotes_outputs_and_announces_completion(stack: Stack) -> N
     assert _wait(arn)["status"] == "SUCCEEDED"
     launched = [launch.command[0] for launch in stack.runner.launches]
     # reference runs side by side with validate -> qc (the Prepare state's branches)
-    assert sorted(launched[:3]) == ["qc", "reference", "validate"] and launched[3:] == ["align", "call", "report"]
+    assert sorted(launched[:3]) == ["qc", "reference", "validate"]
+    assert launched[3:] == ["align", "call", "report"]
     assert launched.index("validate") < launched.index("qc")
     first = next(launch for launch in stack.runner.launches if launch.command[0] == "validate")
     reads = json.loads(first.command[first.command.index("--reads") + 1])
