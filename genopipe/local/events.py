@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,20 +33,26 @@ class EventCapture:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._file_lock = threading.Lock()
+        # a queue and rule of its own: two stacks in one process share moto's backends, and with
+        # one shared queue each capture thread would take some of the other stack's events
+        suffix = uuid.uuid4().hex[:8]
+        self.queue_name, self.rule_name = f"{QUEUE_NAME}-{suffix}", f"{RULE_NAME}-{suffix}"
 
     def start(self) -> None:
         sqs = boto3.client("sqs")
         events = boto3.client("events")
-        queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
+        queue_url = sqs.create_queue(QueueName=self.queue_name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         for bus in events.list_event_buses()["EventBuses"]:
             events.put_rule(
-                Name=RULE_NAME, EventBusName=bus["Name"], EventPattern=json.dumps({"source": [SOURCE]})
+                Name=self.rule_name, EventBusName=bus["Name"], EventPattern=json.dumps({"source": [SOURCE]})
             )
             events.put_targets(
-                Rule=RULE_NAME, EventBusName=bus["Name"], Targets=[{"Id": "local-capture", "Arn": queue_arn}]
+                Rule=self.rule_name,
+                EventBusName=bus["Name"],
+                Targets=[{"Id": "local-capture", "Arn": queue_arn}],
             )
         self._thread = threading.Thread(
             target=self._poll, args=(queue_url,), name="genopipe-events", daemon=True
