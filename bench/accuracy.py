@@ -8,14 +8,15 @@ single process's peak RSS (`wait4`'s ru_maxrss) and the peak of the summed RSS o
 process tree (sampled every 50 ms with psutil: the tools of a pipeline run at the same time).
 
 Data (nothing is copied into the repository):
-- `sim30`: `genopipe.simulate.simulate_sample` on ../shared/data/human-ref/hs37d5.chr20_1-1000000.fasta.gz
-  (contig 20, first 1 Mb of real human sequence), seed 20261124, 30x diploid, dwgsim 2x150.
+- `sim30`: `genopipe.truth.simulate.simulate_sample` on
+  ../shared/data/human-ref/hs37d5.chr20_1-1000000.fasta.gz (contig 20, first 1 Mb of real human
+  sequence), seed 20261124, 30x diploid, dwgsim 2x150.
 - `sim15`: the same at 15x (another seed): the second size point for the cost projection
   (marginal core-seconds per read pair = slope between 15x and 30x, so fixed per-job overheads
   such as interpreter start-up and MultiQC are not multiplied by 400M read pairs).
 - `ebov`: ../shared/data/ebov, G5012.3 vs KJ660346.2, ploidy 1, truth VCF + confident BED.
 
-Accuracy: `genopipe.evaluate` (bcftools norm -m -any -a on both sides, PASS calls with a
+Accuracy: `genopipe.truth.evaluate` (bcftools norm -m -any -a on both sides, PASS calls with a
 non-reference genotype, match on CHROM/POS/REF/ALT; SNP and indel precision, recall, F1). Filter
 alternatives are re-applied to the call step's own VCF (FILTER cleared, then the step's
 `soft_filters` expressions with other thresholds), since the filters are soft and every record
@@ -52,9 +53,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from step_chain import machine, moto_server, reset_moto, tool_versions  # noqa: E402
 
-from genopipe.evaluate import evaluate  # noqa: E402
-from genopipe.simulate import SimulatedSample, simulate_sample  # noqa: E402
 from genopipe.steps import call  # noqa: E402
+from genopipe.truth.evaluate import evaluate  # noqa: E402
+from genopipe.truth.simulate import SimulatedSample, simulate_sample  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 HUMAN_1MB = SHARED_DATA / "human-ref" / "hs37d5.chr20_1-1000000.fasta.gz"
@@ -592,7 +593,7 @@ def main() -> int:
                 dataset[key] = str(dataset[key]).replace(str(REPO.parent), "..")
     accuracy_out = {
         "benchmark": "SNP/indel precision, recall, F1 of the step chain (minimap2 vs bwa) and filter sets",
-        "method": "genopipe.evaluate: bcftools norm -f ref -m -any -a on both VCFs; PASS calls with a "
+        "method": "genopipe.truth.evaluate: bcftools norm -f ref -m -any -a on both VCFs; PASS calls with a "
         "non-reference GT; match on CHROM/POS/REF/ALT; confident BED where given. Filter sets are "
         "re-applied to the call step's VCF with the step's own expressions.",
         **common,

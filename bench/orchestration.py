@@ -3,7 +3,7 @@
 Nothing is estimated by hand: the state machine itself (`statemachine/pipeline.asl.json`) is
 walked state by state, the way Step Functions runs it, for a sample whose every Batch job takes
 1 min, 1 h or 6 h. Task states call the Lambdas; the check Lambda's next wait is the real
-schedule (`genopipe.backoff.next_wait_seconds`, the function `genopipe.jobs` uses), and the
+schedule (`genopipe.jobs.backoff.next_wait_seconds`, the function `genopipe.jobs.status` uses), and the
 check reports SUCCEEDED once the simulated clock has reached the job's end. Each state entered is
 one state transition (what Standard workflows bill); each Task entered is one Lambda invocation.
 The baseline is the seed's v1 design: the same loop polling every 60 s.
@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genopipe.backoff import DEFAULT_POLICY, PollingPolicy, next_wait_seconds  # noqa: E402
+from genopipe.jobs.backoff import DEFAULT_POLICY, PollingPolicy, next_wait_seconds  # noqa: E402
 
 ASL = REPO / "statemachine" / "pipeline.asl.json"
 DURATIONS_S = {"1 min": 60, "1 h": 3600, "6 h": 6 * 3600}

@@ -28,14 +28,14 @@ from typing import Any
 
 import boto3
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.local.batch import JobUpdate
 from genopipe.local.cli import quiet_logs
 from genopipe.local.sample_run import EventWaiter, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
-from genopipe.s3 import S3Uri
-from genopipe.simulate import SimulatedSample, simulate_sample
+from genopipe.s3uri import S3Uri
+from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reliability.json"
 LENGTH = 20_000  # bp

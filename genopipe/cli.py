@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # subcommand group -> module with `add_arguments(parser)` and `run(args) -> int`
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("genopipe.simulate", "simulate a reference, a truth VCF and paired reads (dwgsim)"),
+    "simulate": ("genopipe.truth.simulate", "simulate a reference, a truth VCF and paired reads (dwgsim)"),
     "job": ("genopipe.steps.cli", "run one Batch job step (the images' entrypoint)"),
     "local": ("genopipe.local.cli", "the local stack: `local up`, `local run`"),
     "demo": ("genopipe.local.demo", "simulate a small sample and run it through the local stack"),

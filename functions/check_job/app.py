@@ -10,9 +10,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe.aws import batch
-from genopipe.backoff import policy_from_env
-from genopipe.events import JobState
-from genopipe.jobs import JobFailed, advance
+from genopipe.contracts import JobState
+from genopipe.jobs.backoff import policy_from_env
+from genopipe.jobs.status import JobFailed, advance
 
 logger = Logger()
 tracer = Tracer()

@@ -11,9 +11,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from genopipe.admission import Outcome
 from genopipe.aws.admission import from_environment
-from genopipe.events import S3Notification
+from genopipe.contracts import S3Notification
+from genopipe.intake.admission import Outcome
 
 logger = Logger()
 tracer = Tracer()

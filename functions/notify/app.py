@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe.aws.eventbridge import EventBridgeBus
 from genopipe.aws.staging import S3Staging
-from genopipe.cost import Prices
-from genopipe.events import NotifyRequest
-from genopipe.notification import announce
+from genopipe.contracts import NotifyRequest
+from genopipe.notify.announce import announce
+from genopipe.notify.cost import Prices
 
 logger = Logger()
 tracer = Tracer()

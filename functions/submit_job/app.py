@@ -12,10 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe.aws import batch
 from genopipe.aws.ledger import DynamoSubmissions
-from genopipe.backoff import policy_from_env
-from genopipe.events import SubmitRequest
-from genopipe.jobs import job_spec, submitted
-from genopipe.submission import submit_once
+from genopipe.contracts import SubmitRequest
+from genopipe.jobs.backoff import policy_from_env
+from genopipe.jobs.status import job_spec, submitted
+from genopipe.jobs.submission import submit_once
 
 logger = Logger()
 tracer = Tracer()

@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
-from genopipe.admission import AdmissionSettings
 from genopipe.aws.admission import from_environment
+from genopipe.intake.admission import AdmissionSettings
 
 logger = Logger()
 tracer = Tracer()

@@ -7,12 +7,12 @@ import time
 from collections.abc import Mapping
 
 from genopipe import __version__
-from genopipe.admission import Admission, AdmissionSettings
 from genopipe.aws.eventbridge import EventBridgeBus
 from genopipe.aws.input_store import S3InputStore
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.aws.stepfunctions import StepFunctionsExecutions
-from genopipe.intake import IntakeSettings
+from genopipe.intake.admission import Admission, AdmissionSettings
+from genopipe.intake.plan import IntakeSettings
 
 
 def from_environment(environ: Mapping[str, str]) -> Admission:

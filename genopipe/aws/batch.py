@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from genopipe.events import JobSpec
-from genopipe.jobs import JOB_LOG_GROUP, LOG_TAIL_LINES, DescribedJob, JobNotFound
+from genopipe.contracts import JobSpec
+from genopipe.jobs.status import JOB_LOG_GROUP, LOG_TAIL_LINES, DescribedJob, JobNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -36,7 +36,7 @@ def submit(spec: JobSpec) -> str:
 
 
 class BatchLookup:
-    """genopipe.submission.JobLookup: ListJobs by name on the queue, then DescribeJobs."""
+    """genopipe.jobs.submission.JobLookup: ListJobs by name on the queue, then DescribeJobs."""
 
     def submitted_since(self, spec: JobSpec, since: float) -> list[str]:
         batch = client()

@@ -1,4 +1,4 @@
-"""EventBridge PutEvents for the notify Lambda (genopipe.notification.EventBus)."""
+"""EventBridge PutEvents for the notify Lambda (genopipe.notify.announce.EventBus)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from genopipe.events import SampleEvent
+from genopipe.contracts import SampleEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

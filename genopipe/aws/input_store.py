@@ -1,15 +1,16 @@
-"""The intake's view of the input bucket (genopipe.intake.InputStore) over genopipe.s3."""
+"""The intake's view of the input bucket (genopipe.intake.InputStore) over genopipe.aws.s3."""
 
 from __future__ import annotations
 
-from genopipe import s3
+from genopipe.aws import s3
+from genopipe.s3uri import S3Uri
 
 
 class S3InputStore:
     def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
         return {
             item.uri.key: item.etag
-            for item in s3.list_prefix(s3.S3Uri(bucket, folder))
+            for item in s3.list_prefix(S3Uri(bucket, folder))
             if "/" not in item.uri.key[len(folder) :]
         }
 

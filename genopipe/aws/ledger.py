@@ -1,10 +1,10 @@
-"""The intake ledger (genopipe.admission.Ledger) as one DynamoDB table, `pk` its only key.
+"""The intake ledger (genopipe.intake.admission.Ledger) as one DynamoDB table, `pk` its only key.
 
 - `execution#<name>`: the execution was started (conditional put: the first writer wins); expires
   with `expires_at` after Step Functions' own 90-day name retention.
 - `waiting#s3://<bucket>/<folder><sample>`: a sample that has not started yet, with the times it
   was first and last seen; deleted when it starts or is reported.
-- `submit#<token>`: a step's Batch job was (being) submitted (genopipe.submission): the claim
+- `submit#<token>`: a step's Batch job was (being) submitted (genopipe.jobs.submission): the claim
   time and, once submitted, the job id; expires like an execution's entry.
 """
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from genopipe.admission import Waiting
-from genopipe.submission import Claim
+from genopipe.intake.admission import Waiting
+from genopipe.jobs.submission import Claim
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -126,7 +126,7 @@ class DynamoLedger:
 
 
 class DynamoSubmissions:
-    """genopipe.submission.SubmissionLedger in the intake table."""
+    """genopipe.jobs.submission.SubmissionLedger in the intake table."""
 
     def __init__(self, table: str) -> None:
         self.table = table

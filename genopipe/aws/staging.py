@@ -1,15 +1,16 @@
-"""The notify Lambda's view of staging (genopipe.notification.Staging) over genopipe.s3."""
+"""The notify Lambda's view of staging (genopipe.notify.announce.Staging) over genopipe.aws.s3."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from genopipe import s3
+from genopipe.aws import s3
+from genopipe.s3uri import S3Uri
 
 
 class S3Staging:
     def list_relative(self, prefix: str) -> list[str]:
-        base = s3.S3Uri.parse(prefix).as_prefix()
+        base = S3Uri.parse(prefix).as_prefix()
         return [item.uri.relative_to(base) for item in s3.list_prefix(base)]
 
     def copy(self, source: str, destination: str) -> None:

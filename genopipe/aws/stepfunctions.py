@@ -29,7 +29,7 @@ def start_execution(state_machine_arn: str, name: str, input_json: str) -> bool:
 
 
 class StepFunctionsExecutions:
-    """genopipe.admission.Executions: starts executions of one state machine."""
+    """genopipe.intake.admission.Executions: starts executions of one state machine."""
 
     def __init__(self, state_machine_arn: str) -> None:
         self.state_machine_arn = state_machine_arn

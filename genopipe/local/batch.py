@@ -24,7 +24,7 @@ from moto.batch.utils import JobStatus
 from moto.core.utils import unix_time_millis
 
 from genopipe.local import waits
-from genopipe.local.capacity import Capacity
+from genopipe.local.capacity import HostCapacity
 from genopipe.local.executors import JobLaunch, JobRunner
 from genopipe.local.retry_strategy import RetryStrategy
 
@@ -110,12 +110,12 @@ class LocalBatch:
         self,
         runner: JobRunner,
         endpoint_url: str,
-        capacity: Capacity | None = None,
+        capacity: HostCapacity | None = None,
         reclaims: SpotReclaims | None = None,
     ) -> None:
         self.runner = runner
         self.endpoint_url = endpoint_url
-        self.capacity = capacity or Capacity()
+        self.capacity = capacity or HostCapacity()
         self.reclaims = reclaims or SpotReclaims(0.0, 0)
         self.listeners: list[Callable[[JobUpdate], None]] = []
 

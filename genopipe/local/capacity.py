@@ -19,7 +19,7 @@ def machine_memory_mib() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024))
 
 
-class Capacity:
+class HostCapacity:
     """Admits a job when its vCPUs and memory fit beside the running ones, as Batch places
     containers on an instance; a job bigger than the machine is shrunk to the machine."""
 

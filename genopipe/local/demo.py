@@ -8,13 +8,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from genopipe.evaluate import EvaluateError, Evaluation, evaluate
 from genopipe.local import server, waits
 from genopipe.local.cli import quiet_logs
 from genopipe.local.sample_run import RunError, RunOutcome, run_one
 from genopipe.local.stack import StackError, StackOptions
 from genopipe.local.summary import format_summary
-from genopipe.simulate import SimulateError, simulate_sample
+from genopipe.truth.evaluate import EvaluateError, Evaluation, evaluate
+from genopipe.truth.simulate import SimulateError, simulate_sample
 
 DEMO_SAMPLE = "demo"
 DEMO_LENGTH = 200_000  # bp of synthetic genome: ~200 variants, 20k read pairs at 30x

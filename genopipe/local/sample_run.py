@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genopipe import s3
-from genopipe.events import COMPLETED
+from genopipe.aws import s3
+from genopipe.contracts import COMPLETED
+from genopipe.intake.pairing import parse_fastq_key
 from genopipe.local.progress import Progress
 from genopipe.local.stack import LocalStack, StackOptions
-from genopipe.pairing import parse_fastq_key
-from genopipe.s3 import S3Uri
+from genopipe.s3uri import S3Uri
 
 _GZ_SUFFIXES = (".fastq.gz", ".fq.gz")
 

@@ -10,10 +10,10 @@ import urllib.request
 
 from moto.server import ThreadedMotoServer
 
-from genopipe import s3 as genopipe_s3
 from genopipe.aws import batch as aws_batch
 from genopipe.aws import eventbridge as aws_eventbridge
 from genopipe.aws import ledger as aws_ledger
+from genopipe.aws import s3 as genopipe_s3
 from genopipe.aws import stepfunctions as aws_stepfunctions
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.local import lambdas, server, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.events import EventCapture
@@ -18,7 +18,7 @@ from genopipe.local.executors import JobRunner, NativeRunner
 from genopipe.local.provision import Deployment, deploy
 from genopipe.local.sweep import SweepTimer, rate_seconds
 from genopipe.local.template import translate
-from genopipe.s3 import S3Uri
+from genopipe.s3uri import S3Uri
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genopipe.events import COMPLETED
+from genopipe.contracts import COMPLETED
 
 
 def _number(value: Any, template: str) -> str:

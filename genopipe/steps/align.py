@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.steps import qc, reference
-from genopipe.steps.base import Step, StepError, Tool
+from genopipe.steps.runner import Step
+from genopipe.steps.tools import StepError, Tool
 
 SORT_MEMORY_PER_THREAD = "512M"
 

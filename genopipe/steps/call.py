@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.steps import reference
-from genopipe.steps.base import Step, Tool
+from genopipe.steps.runner import Step
+from genopipe.steps.tools import Tool
 
 MIN_QUAL = 10
 MIN_DEPTH = 5

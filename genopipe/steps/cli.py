@@ -13,7 +13,9 @@ import sys
 
 from pydantic import ValidationError
 
-from genopipe.steps.base import STEP_NAMES, StepParams, execute
+from genopipe.pipeline import STEP_NAMES
+from genopipe.steps.params import StepParams
+from genopipe.steps.runner import execute
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

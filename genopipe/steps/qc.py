@@ -9,8 +9,9 @@ there are several lanes.
 
 from __future__ import annotations
 
-from genopipe import s3
-from genopipe.steps.base import Step, Tool
+from genopipe.aws import s3
+from genopipe.steps.runner import Step
+from genopipe.steps.tools import Tool
 
 TRIMMED_COMPRESSION = "1"
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from genopipe import s3
-from genopipe.s3 import S3Uri
-from genopipe.steps.base import S3UriField, Step, StepError, Tool
+from genopipe.aws import s3
+from genopipe.s3uri import S3Uri, S3UriField
+from genopipe.steps.runner import Step
+from genopipe.steps.tools import StepError, Tool
 
 CACHE_SUFFIX = ".genopipe"
 CACHE_LAYOUT = 2  # 1 (no "layout" in cache.json): plain FASTA; 2: BGZF FASTA + .fai + .gzi

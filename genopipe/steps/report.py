@@ -19,9 +19,11 @@ from typing import Any
 from pydantic import BaseModel
 
 import genopipe
-from genopipe import s3
+from genopipe.aws import s3
+from genopipe.pipeline import STEP_NAMES
 from genopipe.steps import qc, reference
-from genopipe.steps.base import STEP_NAMES, Step, StepError, Tool, multiqc_program
+from genopipe.steps.runner import Step
+from genopipe.steps.tools import StepError, Tool, multiqc_program
 
 
 class Summary(BaseModel):

@@ -21,8 +21,10 @@ Writes `validate.json`: `{"lanes": [{"r1", "r2", "records"}], "read_pairs": tota
 
 from __future__ import annotations
 
-from genopipe import s3
-from genopipe.steps.base import Lane, Step, StepError, Tool
+from genopipe.aws import s3
+from genopipe.contracts import Lane
+from genopipe.steps.runner import Step
+from genopipe.steps.tools import StepError, Tool
 
 # Prints "ok <records>" and exits 0, or "<1|2> <record> <problem>" and exits 3. `r2` is the
 # command that decompresses R2; its exit status is checked so a corrupt R2 is named as such.

@@ -13,7 +13,7 @@ import pytest
 
 from genopipe.local.demo import DEMO_LENGTH
 from genopipe.local.server import free_port
-from genopipe.simulate import SimulatedSample, simulate_sample
+from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.tools]
 

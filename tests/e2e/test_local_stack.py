@@ -13,12 +13,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from genopipe.evaluate import evaluate
 from genopipe.local.demo import DEMO_LENGTH
 from genopipe.local.sample_run import EventWaiter, download_outputs, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
-from genopipe.simulate import SimulatedSample, simulate_sample
+from genopipe.truth.evaluate import evaluate
+from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 

@@ -19,14 +19,14 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.local.batch import JobUpdate, SpotReclaims
 from genopipe.local.sample_run import EventWaiter, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
 from genopipe.local.sweep import run_sweep
-from genopipe.s3 import S3Uri
-from genopipe.simulate import SimulatedSample, simulate_sample
+from genopipe.s3uri import S3Uri
+from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 

@@ -12,14 +12,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from genopipe import s3
-from genopipe.admission import Admission, AdmissionSettings
-from genopipe.aws import ledger, stepfunctions
+from genopipe.aws import ledger, s3, stepfunctions
 from genopipe.aws.input_store import S3InputStore
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.aws.stepfunctions import StepFunctionsExecutions
-from genopipe.events import SampleEvent
-from genopipe.intake import IntakeSettings
+from genopipe.contracts import SampleEvent
+from genopipe.intake.admission import Admission, AdmissionSettings
+from genopipe.intake.plan import IntakeSettings
 
 INPUT, OUTPUT, TABLE = "in-bucket", "out-bucket", "genopipe-intake"
 SETTINGS = IntakeSettings(OUTPUT, "s3://ref/genome.fa", "minimap2", "0.1.0")

@@ -17,9 +17,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.cli import main
-from genopipe.s3 import S3Uri
+from genopipe.s3uri import S3Uri
 
 pytestmark = pytest.mark.tools
 

@@ -14,9 +14,8 @@ import pytest
 from moto import mock_aws
 from moto.batch.models import Job
 
-from genopipe import s3
 from genopipe.aws import batch as batch_adapter
-from genopipe.aws import eventbridge, ledger, stepfunctions
+from genopipe.aws import eventbridge, ledger, s3, stepfunctions
 from genopipe.local.lambdas import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from genopipe import s3
-from genopipe.s3 import S3NotFound, S3Uri
+from genopipe.aws import s3
+from genopipe.aws.s3 import S3NotFound
+from genopipe.s3uri import S3Uri
 
 
 @pytest.fixture

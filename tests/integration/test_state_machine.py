@@ -18,9 +18,8 @@ from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 
-from genopipe import s3
 from genopipe.aws import batch as batch_adapter
-from genopipe.aws import eventbridge, stepfunctions
+from genopipe.aws import eventbridge, s3, stepfunctions
 from genopipe.local import lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.executors import JobLaunch

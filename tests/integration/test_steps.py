@@ -14,11 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from genopipe import s3
+from genopipe.aws import s3
 from genopipe.cli import main
-from genopipe.evaluate import evaluate
-from genopipe.s3 import S3Uri
-from genopipe.simulate import SimulatedSample, simulate_sample
+from genopipe.s3uri import S3Uri
+from genopipe.truth.evaluate import evaluate
+from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 pytestmark = pytest.mark.tools
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genopipe.backoff import (
+from genopipe.jobs.backoff import (
     DEFAULT_POLICY,
     PollingPolicy,
     detection_delay_seconds,

@@ -1,4 +1,4 @@
-"""bench/orchestration.py walks the real ASL; its per-step counts must agree with genopipe.backoff's."""
+"""bench/orchestration.py walks the real ASL; its per-step counts must agree with genopipe.jobs.backoff's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genopipe.backoff import DEFAULT_POLICY, fixed_polling_transitions, transitions_per_step
+from genopipe.jobs.backoff import DEFAULT_POLICY, fixed_polling_transitions, transitions_per_step
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))

@@ -1,4 +1,4 @@
-"""genopipe.evaluate on small hand-made VCFs whose right answer is worked out by hand.
+"""genopipe.truth.evaluate on small hand-made VCFs whose right answer is worked out by hand.
 
 Needs bcftools and samtools (normalisation, reference index), which `make test` installs.
 """
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from genopipe.evaluate import EvaluateError, evaluate
-from genopipe.simulate import simulate_sample
+from genopipe.truth.evaluate import EvaluateError, evaluate
+from genopipe.truth.simulate import simulate_sample
 
 pytestmark = pytest.mark.tools
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from genopipe.local.batch import SpotReclaims
-from genopipe.local.capacity import Capacity
+from genopipe.local.capacity import HostCapacity
 from genopipe.local.retry_strategy import RetryStrategy
 
 RECLAIM = "Host EC2 (instance i-0123456789abcdef0) terminated."
@@ -64,7 +64,7 @@ def test_reclaims_are_reproducible_and_close_to_the_rate() -> None:
 
 
 def test_capacity_admits_jobs_only_while_they_fit() -> None:
-    capacity = Capacity(vcpus=2, memory_mib=4096)
+    capacity = HostCapacity(vcpus=2, memory_mib=4096)
     assert capacity.fit(8, 30720) == (2, 4096)  # a job bigger than the machine gets the machine
     running: list[int] = []
     peak: list[int] = []
@@ -87,7 +87,7 @@ def test_capacity_admits_jobs_only_while_they_fit() -> None:
 
 
 def test_a_cancelled_job_leaves_the_queue() -> None:
-    capacity = Capacity(vcpus=1, memory_mib=1024)
+    capacity = HostCapacity(vcpus=1, memory_mib=1024)
     cancelled = threading.Event()
     cancelled.set()
     with capacity.reserved(1, 512, threading.Event()), capacity.reserved(1, 512, cancelled) as admitted:

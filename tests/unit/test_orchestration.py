@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from genopipe.backoff import PollingPolicy
-from genopipe.cost import Prices, estimate
-from genopipe.events import (
+from genopipe.contracts import (
     AttemptUsage,
     Failure,
     JobState,
@@ -20,9 +18,11 @@ from genopipe.events import (
     SampleEvent,
     SubmitRequest,
 )
-from genopipe.intake import IntakeSettings, execution_name, plan
-from genopipe.jobs import DescribedJob, JobFailed, advance, job_spec, submitted
-from genopipe.notification import PromotionError, announce, describe_failure
+from genopipe.intake.plan import IntakeSettings, execution_name, plan
+from genopipe.jobs.backoff import PollingPolicy
+from genopipe.jobs.status import DescribedJob, JobFailed, advance, job_spec, submitted
+from genopipe.notify.announce import PromotionError, announce, describe_failure
+from genopipe.notify.cost import Prices, estimate
 
 SETTINGS = IntakeSettings(
     output_bucket="out", reference="s3://ref/genome.fa", aligner="minimap2", pipeline_version="9.9"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from genopipe.pairing import PairingError, is_samplesheet, pair_sample, parse_fastq_key
-from genopipe.samplesheet import SamplesheetError, parse_samplesheet
+from genopipe.intake.pairing import PairingError, is_samplesheet, pair_sample, parse_fastq_key
+from genopipe.intake.samplesheet import SamplesheetError, parse_samplesheet
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import pytest
 
-from genopipe.s3 import S3Uri
+from genopipe.s3uri import S3Uri
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from genopipe.cli import main
-from genopipe.simulate import MIN_GAP, SimulatedSample, SimulateError, simulate_sample
+from genopipe.truth.simulate import MIN_GAP, SimulatedSample, SimulateError, simulate_sample
 
 pytestmark = pytest.mark.tools
 

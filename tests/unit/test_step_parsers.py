@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genopipe.s3 import S3Uri
+from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
 from genopipe.steps.call import soft_filters
 from genopipe.steps.qc import report_stem, trimmed_keys

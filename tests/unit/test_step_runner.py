@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from genopipe.s3 import S3Uri
-from genopipe.steps.base import Pipeline, StepError, StepParams, Tool, threads_available, tool_version
+from genopipe.s3uri import S3Uri
+from genopipe.steps.params import StepParams
+from genopipe.steps.runner import threads_available
+from genopipe.steps.tools import Pipeline, StepError, Tool, tool_version
 
 READS = [{"r1": "s3://in/a b/x_R1.fastq.gz", "r2": "s3://in/a b/x_R2.fastq.gz"}]
 
@@ -105,7 +107,8 @@ def test_sigterm_stops_the_tools_and_removes_scratch(tmp_path: Path) -> None:
     script = f"""
 import os, sys
 os.environ["GENOPIPE_SCRATCH"] = {str(tmp_path)!r}
-from genopipe.steps.base import StepParams, execute
+from genopipe.steps.params import StepParams
+from genopipe.steps.runner import execute
 p = StepParams.model_validate({{"sample": "s", "reads": {json.dumps(json.dumps(READS))},
     "reference": "s3://r/g.fa", "staging": "s3://o/.staging/e/"}})
 sys.exit(execute("align", p, lambda step: step.pipe(["sleep", "60"])))

@@ -1,4 +1,4 @@
-"""The S3 adapter: the only module of the job layer that talks to boto3.
+"""The S3 adapter: every S3 call genopipe makes goes through here.
 
 boto3 honours `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_S3`) by itself, so the local stack (moto
 server) and AWS go through the same code. One client per process (`client()`); boto3 clients are
@@ -23,12 +23,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from genopipe.s3uri import S3Uri
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 else:
     S3Client = Any
 
-_SCHEME = "s3://"
 # multipart above 64 MiB, a few parts in flight: enough for BAMs without flooding a small host
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
 
@@ -44,48 +45,6 @@ class S3Error(Exception):
 
 class S3NotFound(S3Error):
     """The object (or bucket) does not exist."""
-
-
-@dataclass(frozen=True, order=True)
-class S3Uri:
-    """`s3://bucket/key`. A prefix is an S3Uri whose key ends with `/` (or is empty)."""
-
-    bucket: str
-    key: str = ""
-
-    @classmethod
-    def parse(cls, uri: str) -> S3Uri:
-        if not uri.startswith(_SCHEME):
-            raise ValueError(f"not an s3:// URI: {uri!r}")
-        bucket, _, key = uri[len(_SCHEME) :].partition("/")
-        if not bucket:
-            raise ValueError(f"s3 URI has no bucket: {uri!r}")
-        return cls(bucket, key)
-
-    def __str__(self) -> str:
-        return f"{_SCHEME}{self.bucket}/{self.key}"
-
-    @property
-    def name(self) -> str:
-        """The last path component of the key (`reads_R1.fastq.gz`)."""
-        return self.key.rstrip("/").rsplit("/", 1)[-1]
-
-    def as_prefix(self) -> S3Uri:
-        """The same location with a trailing `/`, so `join` and listing treat it as a folder."""
-        if not self.key or self.key.endswith("/"):
-            return self
-        return S3Uri(self.bucket, self.key + "/")
-
-    def join(self, *parts: str) -> S3Uri:
-        """`s3://b/staging/` joined with `qc`, `x.json` -> `s3://b/staging/qc/x.json`."""
-        key = self.as_prefix().key + "/".join(p.strip("/") for p in parts)
-        return S3Uri(self.bucket, key)
-
-    def relative_to(self, prefix: S3Uri) -> str:
-        base = prefix.as_prefix()
-        if self.bucket != base.bucket or not self.key.startswith(base.key):
-            raise ValueError(f"{self} is not under {base}")
-        return self.key[len(base.key) :]
 
 
 @dataclass(frozen=True)

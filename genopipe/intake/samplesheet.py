@@ -12,7 +12,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from genopipe.events import SAMPLE_PATTERN
+from genopipe.contracts import SAMPLE_PATTERN
 
 REQUIRED_COLUMNS = ("sample", "fastq_1", "fastq_2")
 _FASTQ_SUFFIXES = (".fastq.gz", ".fq.gz")

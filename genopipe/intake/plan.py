@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from genopipe.events import Aligner, InputObject, Lane, PipelineInput
-from genopipe.pairing import SAMPLESHEET_NAME, folder_of, is_samplesheet, pair_sample, parse_fastq_key
-from genopipe.samplesheet import SampleSheet, SheetSample, parse_samplesheet
+from genopipe.contracts import Aligner, InputObject, Lane, PipelineInput
+from genopipe.intake.pairing import SAMPLESHEET_NAME, is_samplesheet, pair_sample, parse_fastq_key
+from genopipe.intake.samplesheet import SampleSheet, SheetSample, parse_samplesheet
+from genopipe.s3uri import S3Uri, folder_of
 
 EXECUTION_NAME_MAX = 80  # Step Functions: at most 80 characters of [A-Za-z0-9-_]
 STAGING_PREFIX = ".staging/"
@@ -48,7 +49,7 @@ class ExecutionRequest:
     name: str
     input: PipelineInput
     # paired by Illumina lane names without a sample sheet: more lanes may still be uploading, so
-    # the sample starts only after a quiet period (genopipe.admission)
+    # the sample starts only after a quiet period (genopipe.intake.admission)
     lanes_by_name: bool = False
 
     def input_json(self) -> str:
@@ -97,7 +98,7 @@ def execution_name(
             "bucket": bucket,
             "sample": sample,
             "inputs": fastqs,
-            "lanes": [(lane.r1, lane.r2) for lane in lanes or []],
+            "lanes": [(str(lane.r1), str(lane.r2)) for lane in lanes or []],
             "ploidy": ploidy,
             "version": pipeline_version,
         },
@@ -131,11 +132,6 @@ def _request(
     return ExecutionRequest(name, pipeline_input)
 
 
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def _from_sheet(
     sheet: SampleSheet,
     sheet_etag: str,
@@ -152,8 +148,9 @@ def _from_sheet(
         inputs = [InputObject(uri=sheet.uri, etag=sheet_etag)]
         missing = []
         for uri in (uri for lane in sample.lanes for uri in lane):
-            object_bucket, key = _split(uri)
-            etag = listing.get(key) if object_bucket == bucket and key in listing else store.etag(uri)
+            location = S3Uri.parse(uri)
+            listed = location.bucket == bucket and location.key in listing
+            etag = listing.get(location.key) if listed else store.etag(uri)
             if etag is None:
                 missing.append(uri)
             else:
@@ -161,10 +158,10 @@ def _from_sheet(
         if missing:
             reason = f"{sheet.uri}: sample {sample.sample!r} waits for {', '.join(missing)}"
             decision.waiting.append(reason)
-            sheet_folder = folder_of(_split(sheet.uri)[1])
+            sheet_folder = S3Uri.parse(sheet.uri).folder
             decision.incomplete.append(IncompleteSample(bucket, sheet_folder, sample.sample, reason))
             continue
-        lanes = [Lane(r1=r1, r2=r2) for r1, r2 in sample.lanes]
+        lanes = [Lane(r1=S3Uri.parse(r1), r2=S3Uri.parse(r2)) for r1, r2 in sample.lanes]
         ploidy = sample.ploidy or settings.default_ploidy
         decision.requests.append(_request(sample.sample, bucket, lanes, inputs, ploidy, settings))
     return decision
@@ -201,7 +198,7 @@ def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> 
         reason = f"{uri}: sample {name.sample!r} waits for its mate file(s)"
         incomplete = IncompleteSample(bucket, folder, name.sample, reason)
         return IntakeDecision(waiting=[reason], incomplete=[incomplete])
-    lanes = [Lane(r1=f"s3://{bucket}/{r1}", r2=f"s3://{bucket}/{r2}") for r1, r2 in paired.lanes]
+    lanes = [Lane(r1=S3Uri(bucket, r1), r2=S3Uri(bucket, r2)) for r1, r2 in paired.lanes]
     inputs = [
         InputObject(uri=f"s3://{bucket}/{k}", etag=listing.get(k) or store.etag(f"s3://{bucket}/{k}") or "")
         for k in paired.keys

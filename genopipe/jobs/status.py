@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from genopipe.backoff import PollingPolicy, next_wait_seconds
-from genopipe.events import AttemptUsage, JobSpec, JobState, SubmitRequest
+from genopipe.contracts import AttemptUsage, JobSpec, JobState, SubmitRequest
+from genopipe.jobs.backoff import PollingPolicy, next_wait_seconds
 
 RUNNING_STATUSES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})
 SPOT_RECLAIM_PREFIX = "Host EC2"  # Batch's status reason when the instance went away under the job

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from genopipe.events import FAILED, ErrorDetail, SampleEvent, SampleEventDetail
-from genopipe.intake import (
+from genopipe.contracts import FAILED, ErrorDetail, EventBus, SampleEvent, SampleEventDetail
+from genopipe.intake.pairing import PairingError, is_samplesheet
+from genopipe.intake.plan import (
     ExecutionRequest,
     IncompleteSample,
     InputStore,
@@ -33,8 +34,8 @@ from genopipe.intake import (
     IntakeSettings,
     plan,
 )
-from genopipe.pairing import PairingError, is_samplesheet
-from genopipe.samplesheet import SamplesheetError
+from genopipe.intake.samplesheet import SamplesheetError
+from genopipe.s3uri import S3Uri, folder_of
 
 MATE_MISSING = "mate missing"
 INTAKE_STEP = "intake"
@@ -76,10 +77,6 @@ class Executions(Protocol):
     def start(self, name: str, input_json: str) -> None:
         """StartExecution; an existing execution of that name is not an error."""
         ...
-
-
-class EventBus(Protocol):
-    def put(self, event: SampleEvent) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -218,15 +215,11 @@ class Admission:
         (outcome.started if first else outcome.duplicates).append(request.name)
 
 
-def _folder(key: str) -> str:
-    return key[: key.rfind("/") + 1]
-
-
 def _identity(request: ExecutionRequest, bucket: str, key: str) -> str:
     return _incomplete_of(request, bucket, key, "").identity
 
 
 def _incomplete_of(request: ExecutionRequest, bucket: str, key: str, reason: str) -> IncompleteSample:
     sheets = [i.uri for i in request.input.inputs if is_samplesheet(i.uri)]
-    folder = _folder(sheets[0].removeprefix(f"s3://{bucket}/")) if sheets else _folder(key)
+    folder = S3Uri.parse(sheets[0]).folder if sheets else folder_of(key)
     return IncompleteSample(bucket, folder, request.input.sample, reason)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from genopipe.events import JobSpec, SubmitRequest
+from genopipe.contracts import JobSpec, SubmitRequest
 
 
 @dataclass(frozen=True)

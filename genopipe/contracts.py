@@ -8,12 +8,21 @@ here only together with the ASL.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Step = Literal["validate", "reference", "qc", "align", "call", "report"]
-STEPS: tuple[Step, ...] = ("validate", "reference", "qc", "align", "call", "report")
+from genopipe.pipeline import STEP_NAMES, is_step
+from genopipe.s3uri import S3UriField
+
+
+def _known_step(name: str) -> str:
+    if not is_step(name):
+        raise ValueError(f"unknown step {name!r} (steps: {', '.join(STEP_NAMES)})")
+    return name
+
+
+StepName = Annotated[str, AfterValidator(_known_step)]  # a row of genopipe.pipeline.STEPS
 Capacity = Literal["spot", "on-demand"]
 Aligner = Literal["minimap2", "bwa"]
 SAMPLE_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -63,8 +72,8 @@ class S3Notification(_S3Part):
 class Lane(_Model):
     """One lane of paired reads, as s3:// URIs (the job steps' `--reads` JSON list holds these)."""
 
-    r1: str
-    r2: str
+    r1: S3UriField
+    r2: S3UriField
 
 
 class InputObject(_Model):
@@ -108,7 +117,7 @@ class JobUsage(_Model):
 class JobState(_Model):
     """One step's Batch job as the state machine carries it (`$.jobs.<step>`)."""
 
-    step: Step
+    step: StepName
     capacity: Capacity
     job_id: str
     job_name: str
@@ -128,7 +137,7 @@ class JobState(_Model):
 
 
 class SubmitRequest(_Model):
-    step: Step
+    step: StepName
     capacity: Capacity
     job_queue: str
     job_definition: str
@@ -216,3 +225,9 @@ class SampleEvent(_Model):
     source: str = EVENT_SOURCE
     detail_type: DetailType
     detail: SampleEventDetail
+
+
+class EventBus(Protocol):
+    """Where Sample Completed / Sample Failed events go (genopipe.aws.eventbridge on AWS)."""
+
+    def put(self, event: SampleEvent) -> None: ...

@@ -15,7 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from genopipe.events import SAMPLE_PATTERN
+from genopipe.contracts import SAMPLE_PATTERN
+from genopipe.s3uri import folder_of
 
 _EXTENSION = r"\.f(?:ast)?q\.gz"
 _PATTERNS = (
@@ -51,10 +52,6 @@ class PairedSample:
     @property
     def keys(self) -> list[str]:
         return [key for lane in self.lanes for key in lane]
-
-
-def folder_of(key: str) -> str:
-    return key[: key.rfind("/") + 1]
 
 
 def is_samplesheet(key: str) -> bool:

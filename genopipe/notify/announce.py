@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from genopipe.cost import Prices, estimate
-from genopipe.events import (
+from genopipe.contracts import (
     COMPLETED,
     FAILED,
     ErrorDetail,
+    EventBus,
     Failure,
     NotifyRequest,
     Outputs,
@@ -22,6 +22,7 @@ from genopipe.events import (
     SampleEvent,
     SampleEventDetail,
 )
+from genopipe.notify.cost import Prices, estimate
 
 
 class PromotionError(Exception):
@@ -38,10 +39,6 @@ class Staging(Protocol):
     def delete_prefix(self, prefix: str) -> int: ...
 
     def read_json(self, uri: str) -> Any: ...
-
-
-class EventBus(Protocol):
-    def put(self, event: SampleEvent) -> None: ...
 
 
 def required_outputs(sample: str) -> dict[str, str]:

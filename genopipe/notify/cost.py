@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from genopipe.events import CostEstimate, JobUsage
+from genopipe.contracts import CostEstimate, JobUsage
 
 
 @dataclass(frozen=True)

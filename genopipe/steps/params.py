@@ -1,0 +1,33 @@
+"""The common command line of every job step (docs/internals.md, "Job steps"), as a model."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from genopipe.contracts import SAMPLE_PATTERN, Lane
+from genopipe.s3uri import S3Uri, S3UriField
+
+
+class StepParams(BaseModel):
+    """The common command line of every step (docs/internals.md, "Job steps")."""
+
+    model_config = ConfigDict(frozen=True)
+    sample: str = Field(pattern=SAMPLE_PATTERN)
+    reads: list[Lane] = Field(min_length=1)
+    reference: S3UriField
+    staging: S3UriField
+    aligner: Literal["minimap2", "bwa"] = "minimap2"
+    ploidy: Literal[1, 2] = 2
+
+    @field_validator("reads", mode="before")
+    @classmethod
+    def _reads_from_json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("staging", mode="after")
+    @classmethod
+    def _staging_is_a_folder(cls, value: S3Uri) -> S3Uri:
+        return value.as_prefix()
