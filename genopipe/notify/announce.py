@@ -22,6 +22,7 @@ from genopipe.contracts import (
     SampleEvent,
     SampleEventDetail,
 )
+from genopipe.layout import SUMMARY_JSON, SampleFiles, published_key, staged_key
 from genopipe.notify.cost import Prices, estimate
 
 
@@ -41,49 +42,17 @@ class Staging(Protocol):
     def read_json(self, uri: str) -> Any: ...
 
 
-def required_outputs(sample: str) -> dict[str, str]:
-    """Outputs field -> key relative to `<sample>/` that every completed sample has."""
-    return {
-        "bam": f"{sample}.bam",
-        "bai": f"{sample}.bam.bai",
-        "vcf": f"{sample}.vcf.gz",
-        "tbi": f"{sample}.vcf.gz.tbi",
-        "report": "qc/multiqc_report.html",
-        "manifest": "manifest.json",
-        "summary": "qc/summary.json",
-    }
-
-
-def promoted_key(sample: str, relative: str) -> str | None:
-    """Where a staging key goes under `<sample>/`, or None if it stays behind (and is deleted)."""
-    if relative.startswith("qc/"):
-        return relative
-    if relative == "summary.json":
-        return "qc/summary.json"
-    if relative == "manifest.json" or relative in {
-        f"{sample}.bam",
-        f"{sample}.bam.bai",
-        f"{sample}.vcf.gz",
-        f"{sample}.vcf.gz.tbi",
-    }:
-        return relative
-    return None
-
-
 def promotion_plan(sample: str, staged: list[str], staging: str) -> dict[str, str]:
-    plan = {rel: dest for rel in staged if (dest := promoted_key(sample, rel)) is not None}
-    missing = sorted(set(required_outputs(sample).values()) - set(plan.values()))
+    files = SampleFiles(sample)
+    plan = {rel: dest for rel in staged if (dest := published_key(files, rel)) is not None}
+    missing = sorted(set(files.required_outputs().values()) - set(plan.values()))
     if missing:
-        where = ", ".join(staging + _staged_name(m) for m in missing)
+        where = ", ".join(staging + staged_key(m) for m in missing)
         raise PromotionError(
             f"{where}: missing after the report step succeeded; nothing was promoted "
             f"(rerun the sample; if it happens again, the report step's log says why)"
         )
     return plan
-
-
-def _staged_name(promoted: str) -> str:
-    return "summary.json" if promoted == "qc/summary.json" else promoted
 
 
 def _detail_base(request: NotifyRequest) -> dict[str, Any]:
@@ -103,11 +72,13 @@ def complete(request: NotifyRequest, staging: Staging, bus: EventBus, prices: Pr
     prefix = pipeline.staging if pipeline.staging.endswith("/") else pipeline.staging + "/"
     destination = f"s3://{pipeline.output_bucket}/{pipeline.sample}/"
     plan = promotion_plan(pipeline.sample, staging.list_relative(prefix), prefix)
-    qc = QcSummary.model_validate(staging.read_json(prefix + "summary.json"))
+    qc = QcSummary.model_validate(staging.read_json(prefix + SUMMARY_JSON))
     for relative, promoted in sorted(plan.items()):
         staging.copy(prefix + relative, destination + promoted)
     staging.delete_prefix(prefix)
-    outputs = Outputs(**{name: destination + key for name, key in required_outputs(pipeline.sample).items()})
+    outputs = Outputs(
+        **{name: destination + key for name, key in SampleFiles(pipeline.sample).required_outputs().items()}
+    )
     event = SampleEvent(
         detail_type=COMPLETED,
         detail=SampleEventDetail(

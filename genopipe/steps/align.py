@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genopipe.aws import s3
-from genopipe.steps import qc, reference
+from genopipe.steps import reference
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool
 
@@ -34,7 +34,7 @@ def aligner_command(step: Step, index: Path, lane: int, r1: Path, r2: Path) -> l
 
 def run(step: Step) -> None:
     ref = reference.load(step)
-    sample, threads = step.params.sample, str(step.threads)
+    threads = str(step.threads)
     if step.params.aligner == "bwa":
         if ref.bwa is None:
             raise StepError(ref.fasta, "no bwa index: the `reference` step ran without --aligner bwa")
@@ -45,7 +45,7 @@ def run(step: Step) -> None:
         index = step.fetch(ref.mmi, "ref", ref.mmi.name)
     subject = ref.fasta
 
-    bam = step.path("out", f"{sample}.bam")
+    bam = step.path("out", step.files.bam)
     sort_tmp = str(step.path("tmp", "sort"))
     markdup = Tool(
         [
@@ -63,7 +63,7 @@ def run(step: Step) -> None:
     )
     lane_bams = []
     for number, lane in enumerate(step.params.reads, start=1):
-        r1_key, r2_key = qc.trimmed_keys(sample, number)
+        r1_key, r2_key = step.files.trimmed(number)
         r1, r2 = step.fetch(step.staged(r1_key)), step.fetch(step.staged(r2_key))
         align = Tool(aligner_command(step, index, number, r1, r2), lane.r1)
         fixmate = Tool(["samtools", "fixmate", "-m", "-u", "-@", threads, "-", "-"], lane.r1)
@@ -99,5 +99,5 @@ def run(step: Step) -> None:
             path.unlink()  # scratch space: keep only what later lanes need
     if lane_bams:
         step.pipe(Tool(["samtools", "merge", "-u", "-@", threads, "-o", "-", *lane_bams], subject), markdup)
-    s3.upload(bam, step.staged(f"{sample}.bam"))
-    s3.upload(Path(f"{bam}.bai"), step.staged(f"{sample}.bam.bai"))
+    s3.upload(bam, step.staged(step.files.bam))
+    s3.upload(Path(f"{bam}.bai"), step.staged(step.files.bai))

@@ -45,12 +45,12 @@ def soft_filters(ploidy: int) -> list[tuple[str, str]]:
 
 def run(step: Step) -> None:
     ref = reference.load(step)
-    sample = step.params.sample
+    files = step.files
     fasta, _, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
-    bam = step.fetch(step.staged(f"{sample}.bam"), "in", f"{sample}.bam")
-    step.fetch(step.staged(f"{sample}.bam.bai"), "in", f"{sample}.bam.bai")
-    bam_uri = step.staged(f"{sample}.bam")
-    vcf = step.path("out", f"{sample}.vcf.gz")
+    bam_uri = step.staged(files.bam)
+    bam = step.fetch(bam_uri, "in", files.bam)
+    step.fetch(step.staged(files.bai), "in", files.bai)
+    vcf = step.path("out", files.vcf)
 
     mpileup = Tool(
         [
@@ -70,5 +70,5 @@ def run(step: Step) -> None:
     bgzip = Tool(["bgzip", "-@", str(step.threads), "-c"], bam_uri)
     step.pipe(mpileup, call, norm, *filters, bgzip, stdout=vcf)
     step.pipe(Tool(["tabix", "-p", "vcf", str(vcf)], bam_uri))
-    s3.upload(vcf, step.staged(f"{sample}.vcf.gz"))
-    s3.upload(Path(f"{vcf}.tbi"), step.staged(f"{sample}.vcf.gz.tbi"))
+    s3.upload(vcf, step.staged(files.vcf))
+    s3.upload(Path(f"{vcf}.tbi"), step.staged(files.tbi))

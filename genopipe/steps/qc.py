@@ -16,27 +16,16 @@ from genopipe.steps.tools import Tool
 TRIMMED_COMPRESSION = "1"
 
 
-def report_stem(sample: str, lane: int, lanes: int) -> str:
-    return sample if lanes == 1 else f"{sample}_L{lane}"
-
-
-def trimmed_keys(sample: str, lane: int) -> tuple[str, str]:
-    return f"trimmed/{sample}_L{lane}_R1.fastq.gz", f"trimmed/{sample}_L{lane}_R2.fastq.gz"
-
-
 def run(step: Step) -> None:
-    sample = step.params.sample
     lanes = step.params.reads
     for number, lane in enumerate(lanes, start=1):
         r1 = step.fetch(lane.r1, "in", f"L{number}", "R1.fastq.gz")
         r2 = step.fetch(lane.r2, "in", f"L{number}", "R2.fastq.gz")
-        out1_key, out2_key = trimmed_keys(sample, number)
+        out1_key, out2_key = step.files.trimmed(number)
         out1, out2 = step.path(out1_key), step.path(out2_key)
-        stem = report_stem(sample, number, len(lanes))
-        json_report, html_report = (
-            step.path("qc", f"{stem}.fastp.json"),
-            step.path("qc", f"{stem}.fastp.html"),
-        )
+        stem = step.files.fastp_stem(number, len(lanes))
+        json_key, html_key = step.files.fastp_reports(number, len(lanes))
+        json_report, html_report = step.path(json_key), step.path(html_key)
         step.pipe(
             Tool(
                 [
@@ -54,5 +43,5 @@ def run(step: Step) -> None:
         )  # fmt: skip
         s3.upload(out1, step.staged(out1_key))
         s3.upload(out2, step.staged(out2_key))
-        s3.upload(json_report, step.staged("qc", json_report.name), content_type="application/json")
-        s3.upload(html_report, step.staged("qc", html_report.name), content_type="text/html")
+        s3.upload(json_report, step.staged(json_key), content_type="application/json")
+        s3.upload(html_report, step.staged(html_key), content_type="text/html")

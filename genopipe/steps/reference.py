@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from genopipe.aws import s3
+from genopipe.layout import REFERENCE_JSON
 from genopipe.s3uri import S3Uri, S3UriField
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool
@@ -82,7 +83,7 @@ def sha256_of(path: Path) -> str:
 
 def load(step: Step) -> ReferenceIndex:
     """The `reference.json` a previous `reference` step left in staging."""
-    uri = step.staged("reference.json")
+    uri = step.staged(REFERENCE_JSON)
     try:
         return ReferenceIndex.model_validate(s3.read_json(uri))
     except s3.S3NotFound:
@@ -208,4 +209,4 @@ def run(step: Step) -> None:
         bwa=bwa_prefix,
         built=sorted(set(built)),
     )
-    s3.write_json(step.staged("reference.json"), index.model_dump(mode="json"))
+    s3.write_json(step.staged(REFERENCE_JSON), index.model_dump(mode="json"))

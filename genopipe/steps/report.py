@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 import genopipe
 from genopipe.aws import s3
+from genopipe.layout import MANIFEST_JSON, MULTIQC_REPORT, SUMMARY_JSON, VALIDATE_JSON, VERSIONS_FOLDER
 from genopipe.pipeline import STEP_NAMES
-from genopipe.steps import qc, reference
+from genopipe.steps import reference
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool, multiqc_program
 
@@ -83,18 +84,17 @@ def run(step: Step) -> None:
     sample, threads = step.params.sample, str(step.threads)
     ref = reference.load(step)
     fasta, _, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
-    staged_outputs = [f"{sample}.bam", f"{sample}.bam.bai", f"{sample}.vcf.gz", f"{sample}.vcf.gz.tbi"]
+    files = step.files
+    staged_outputs = [files.bam, files.bai, files.vcf, files.tbi]
     lanes = len(step.params.reads)
     for lane in range(1, lanes + 1):
-        stem = qc.report_stem(sample, lane, lanes)
-        staged_outputs += [f"qc/{stem}.fastp.json", f"qc/{stem}.fastp.html"]
+        staged_outputs += files.fastp_reports(lane, lanes)
     local: dict[str, Path] = {key: step.fetch(step.staged(key), "out", key) for key in staged_outputs}
-    bam, vcf = local[f"{sample}.bam"], local[f"{sample}.vcf.gz"]
-    bam_uri, vcf_uri = step.staged(f"{sample}.bam"), step.staged(f"{sample}.vcf.gz")
+    bam, vcf = local[files.bam], local[files.vcf]
+    bam_uri, vcf_uri = step.staged(files.bam), step.staged(files.vcf)
 
-    stats = step.path("out", "qc", f"{sample}.samtools.stats")
-    flagstat = step.path("out", "qc", f"{sample}.flagstat.txt")
-    variant_stats = step.path("out", "qc", f"{sample}.bcftools.stats")
+    reports = (files.samtools_stats, files.flagstat, files.bcftools_stats, MULTIQC_REPORT)
+    stats, flagstat, variant_stats, multiqc_report = (step.path("out", key) for key in reports)
     coverage = step.path("work", f"{sample}.coverage.tsv")
     step.pipe(
         Tool(["samtools", "stats", "-@", threads, "--reference", str(fasta), str(bam)], bam_uri), stdout=stats
@@ -104,28 +104,23 @@ def run(step: Step) -> None:
     step.pipe(
         Tool(["bcftools", "stats", "-f", "PASS", "-F", str(fasta), str(vcf)], vcf_uri), stdout=variant_stats
     )
-    multiqc_dir = step.path("out", "qc", "multiqc_report.html").parent
+    multiqc_dir = multiqc_report.parent
     step.pipe(
         Tool(
             [
                 multiqc_program(), "--force", "--no-data-dir", "--no-version-check", "--no-ansi", "--quiet",
-                "--no-ai", "--title", f"genopipe: {sample}", "--filename", "multiqc_report.html",
+                "--no-ai", "--title", f"genopipe: {sample}", "--filename", multiqc_report.name,
                 "--outdir", str(multiqc_dir), str(step.scratch / "out" / "qc"),
             ],
             step.params.staging,
         )
     )  # fmt: skip
-    local.update(
-        {
-            f"qc/{path.name}": path
-            for path in (stats, flagstat, variant_stats, multiqc_dir / "multiqc_report.html")
-        }
-    )
+    local.update(zip(reports, (stats, flagstat, variant_stats, multiqc_report), strict=True))
 
     numbers = samtools_stats_numbers(stats.read_text())
     total = numbers.get("raw total sequences", 0.0)
     snps, indels, titv = bcftools_stats_numbers(variant_stats.read_text())
-    validated = s3.read_json(step.staged("validate.json"))
+    validated = s3.read_json(step.staged(VALIDATE_JSON))
     summary = Summary(
         read_pairs=int(validated["read_pairs"]),
         percent_mapped=round(100.0 * numbers.get("reads mapped", 0.0) / total, 2) if total else 0.0,
@@ -134,16 +129,14 @@ def run(step: Step) -> None:
         indels=indels,
         titv=titv,
     )
-    summary_path = step.path("out", "summary.json")
+    summary_path = step.path("out", SUMMARY_JSON)
     summary_path.write_text(summary.model_dump_json(indent=2) + "\n")
-    local["summary.json"] = summary_path
+    local[SUMMARY_JSON] = summary_path
 
-    for key in (
-        "qc/" + p.name for p in (stats, flagstat, variant_stats, multiqc_dir / "multiqc_report.html")
-    ):
+    for key in reports:
         s3.upload(local[key], step.staged(key))
-    s3.upload(summary_path, step.staged("summary.json"), content_type="application/json")
-    s3.write_json(step.staged("manifest.json"), manifest(step, ref, local))
+    s3.upload(summary_path, step.staged(SUMMARY_JSON), content_type="application/json")
+    s3.write_json(step.staged(MANIFEST_JSON), manifest(step, ref, local))
 
 
 def manifest(step: Step, ref: reference.ReferenceIndex, outputs: dict[str, Path]) -> dict[str, Any]:
@@ -155,12 +148,12 @@ def manifest(step: Step, ref: reference.ReferenceIndex, outputs: dict[str, Path]
     fasta = s3.head(ref.fasta)
     inputs.append({"uri": str(ref.fasta), "etag": fasta.etag, "size": fasta.size})
     versions: dict[str, dict[str, str]] = {}
-    for item in s3.list_prefix(step.staged("versions/")):
+    for item in s3.list_prefix(step.staged(VERSIONS_FOLDER)):
         versions[item.uri.name.removesuffix(".json")] = s3.read_json(item.uri)
     versions["report"] = step.tool_versions()
     missing = [name for name in STEP_NAMES if name not in versions]
     if missing:
-        raise StepError(step.staged("versions/"), f"no tool versions from {', '.join(missing)}")
+        raise StepError(step.staged(VERSIONS_FOLDER), f"no tool versions from {', '.join(missing)}")
     return {
         "sample": step.params.sample,
         "genopipe_version": genopipe.__version__,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from genopipe.aws import s3
 from genopipe.aws.s3 import S3Error
+from genopipe.layout import SampleFiles, versions_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.params import StepParams
 from genopipe.steps.tools import Command, Pipeline, StepError, tool_version
@@ -52,6 +53,11 @@ class Step:
     threads: int
     programs: dict[str, str] = field(default_factory=dict)  # program name -> path as invoked
     _versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> SampleFiles:
+        """The names of this sample's staged and published files (genopipe.layout)."""
+        return SampleFiles(self.params.sample)
 
     def staged(self, *parts: str) -> S3Uri:
         """A key under the staging prefix."""
@@ -90,7 +96,7 @@ class Step:
 
     def record_versions(self) -> dict[str, str]:
         versions = self.tool_versions()
-        s3.write_json(self.staged("versions", f"{self.name}.json"), versions)
+        s3.write_json(self.staged(versions_key(self.name)), versions)
         return versions
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from genopipe.aws import s3
 from genopipe.contracts import Lane
+from genopipe.layout import VALIDATE_JSON
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool
 
@@ -145,4 +146,4 @@ def run(step: Step) -> None:
         records = check_lane(step, number, lane)
         lanes.append({"r1": str(lane.r1), "r2": str(lane.r2), "records": records})
     total = sum(int(str(lane["records"])) for lane in lanes)
-    s3.write_json(step.staged("validate.json"), {"lanes": lanes, "read_pairs": total})
+    s3.write_json(step.staged(VALIDATE_JSON), {"lanes": lanes, "read_pairs": total})

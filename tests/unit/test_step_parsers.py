@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from genopipe.layout import SampleFiles, published_key, staged_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
 from genopipe.steps.call import soft_filters
-from genopipe.steps.qc import report_stem, trimmed_keys
 from genopipe.steps.reference import cache_root, plain_name
 from genopipe.steps.report import bcftools_stats_numbers, mean_depth, samtools_stats_numbers
 
@@ -55,8 +55,13 @@ def test_soft_filters_depend_on_ploidy() -> None:
 
 def test_names() -> None:
     assert read_group("s1", 2) == "@RG\\tID:s1.L2\\tSM:s1\\tLB:s1\\tPL:ILLUMINA"
-    assert trimmed_keys("s1", 1) == ("trimmed/s1_L1_R1.fastq.gz", "trimmed/s1_L1_R2.fastq.gz")
-    assert report_stem("s1", 1, 1) == "s1" and report_stem("s1", 2, 3) == "s1_L2"
+    files = SampleFiles("s1")
+    assert files.trimmed(1) == ("trimmed/s1_L1_R1.fastq.gz", "trimmed/s1_L1_R2.fastq.gz")
+    assert files.fastp_stem(1, 1) == "s1" and files.fastp_stem(2, 3) == "s1_L2"
+    assert files.fastp_reports(2, 3) == ("qc/s1_L2.fastp.json", "qc/s1_L2.fastp.html")
+    assert published_key(files, "summary.json") == "qc/summary.json"
+    assert published_key(files, "s1.bam") == "s1.bam" and published_key(files, "trimmed/x") is None
+    assert staged_key("qc/summary.json") == "summary.json"
     fasta = S3Uri("b", "refs/my genome.fa.gz")
     assert plain_name(fasta) == "my genome.fa"
     assert cache_root(fasta) == S3Uri("b", "refs/my genome.fa.gz.genopipe/")
