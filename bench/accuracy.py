@@ -48,6 +48,8 @@ from typing import Any
 
 import psutil
 
+from genopipe.pipeline import STEP_NAMES
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -61,7 +63,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 HUMAN_1MB = SHARED_DATA / "human-ref" / "hs37d5.chr20_1-1000000.fasta.gz"
 EBOV = SHARED_DATA / "ebov"
 GENOPIPE = Path(sys.executable).parent / "genopipe"
-STEPS = ("validate", "reference", "qc", "align", "call", "report")
+STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
 ALIGNERS = ("minimap2", "bwa")
 HUMAN_LENGTH = 1_000_000
 SEED = 20261124

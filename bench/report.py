@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
+from genopipe.pipeline import STEP_NAMES
+from genopipe.pipeline import STEPS as STEPS_TABLE
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ("validate", "reference", "qc", "align", "call", "report")
-STEP_COLOURS = dict(
-    zip(STEPS, ("#8da0cb", "#a6d854", "#66c2a5", "#fc8d62", "#e78ac3", "#b3b3b3"), strict=True)
-)
+STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
+_PALETTE = ("#8da0cb", "#a6d854", "#66c2a5", "#fc8d62", "#e78ac3", "#b3b3b3", "#ffd92f", "#e5c494")
+STEP_COLOURS = {step: _PALETTE[i % len(_PALETTE)] for i, step in enumerate(STEPS)}
 ALIGNER_COLOURS = {"minimap2": "#1b9e77", "bwa": "#d95f02"}
 
 
@@ -406,23 +407,8 @@ def cost_section(speed: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def job_definition_vcpus(template: Path) -> dict[str, int]:
-    """vCPUs of each step's job definition in template.yaml (`<Step>JobDefinition` ... `Type: VCPU`)."""
-    if not template.is_file():
-        return {}
-    text = template.read_text()
-    found = {}
-    for step in STEPS:
-        name = f"{step[0].upper()}{step[1:]}JobDefinition:"
-        start = text.find(f"  {name}\n")
-        match = re.search(r"Type: VCPU\s+Value: \"?(\d+)", text[start:]) if start >= 0 else None
-        if match:
-            found[step] = int(match.group(1))
-    return found
-
-
 def call_parallelism_note(speed: dict[str, Any]) -> str:
-    vcpus = job_definition_vcpus(REPO / "template.yaml")
+    vcpus = {spec.name: spec.vcpus for spec in STEPS_TABLE}  # = the job definitions (test_step_table)
     call_step = speed["results"]["sim30"]["minimap2"]["steps"]["call"]
     busy = call_step["cpu_s"] / call_step["wall_s"]
     projected = speed["projection_30x_human"]["steps"]["call"]

@@ -47,12 +47,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from genopipe.pipeline import STEP_NAMES
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PLAIN_PIPELINE = REPO / "bench" / "plain_pipeline.sh"
 RESULTS = REPO / "bench" / "results" / "step_chain.json"
 GENOPIPE = Path(sys.executable).parent / "genopipe"
-STEPS = ("validate", "reference", "qc", "align", "call", "report")
+STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
 SAMPLE = "HG002"
 COPIES = 24
 TARGET_RATIO = 1.10

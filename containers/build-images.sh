@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-.venv/bin/python}"
-STEPS=(validate reference qc align call report)
+STEPS=$("$PYTHON" -m genopipe.cli steps)  # the table of steps (genopipe/pipeline.py)
+mapfile -t STEPS <<<"$STEPS"
 [ $# -gt 0 ] && STEPS=("$@")
 VERSION=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("genopipe"))')
 MULTIQC_VERSION=1.35

@@ -12,7 +12,8 @@ REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:?set AWS_REGION}}"
 ACCOUNT=$(aws sts get-caller-identity --query Account --output text)
 REGISTRY="$ACCOUNT.dkr.ecr.$REGION.amazonaws.com"
 aws ecr get-login-password --region "$REGION" | docker login --username AWS --password-stdin "$REGISTRY"
-for step in validate reference qc align call report; do
+STEPS=$("$PYTHON" -m genopipe.cli steps)  # the table of steps (genopipe/pipeline.py)
+for step in $STEPS; do
   docker tag "genopipe/$step:$VERSION" "$REGISTRY/genopipe/$step:$VERSION"
   docker push "$REGISTRY/genopipe/$step:$VERSION"
 done

@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("genopipe.truth.simulate", "simulate a reference, a truth VCF and paired reads (dwgsim)"),
     "job": ("genopipe.steps.cli", "run one Batch job step (the images' entrypoint)"),
     "local": ("genopipe.local.cli", "the local stack: `local up`, `local run`"),
+    "steps": ("genopipe.pipeline", "list the pipeline's job steps (the one table of steps)"),
     "demo": ("genopipe.local.demo", "simulate a small sample and run it through the local stack"),
 }
 

@@ -13,6 +13,9 @@ Adding a step: a row in STEPS, a place in PLAN, `genopipe/steps/<name>.py` with 
 
 from __future__ import annotations
 
+import argparse
+import json
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -184,6 +187,19 @@ def check_plan(steps: tuple[StepSpec, ...] = STEPS, plan: tuple[Stage, ...] = PL
         raise ValueError(f"step names repeat in the table: {names}")
     if sorted(planned) != sorted(names):
         raise ValueError(f"the plan {planned} and the table {names} do not hold the same steps once each")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="the whole table as JSON, not one name a line")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`genopipe steps`: the step names in table order (the image scripts loop over these)."""
+    if args.json:
+        print(json.dumps([spec.model_dump() | {"threads": spec.threads} for spec in STEPS], indent=2))
+    else:
+        print("\n".join(STEP_NAMES))
+    return 0
 
 
 check_plan()

@@ -13,12 +13,13 @@ import pytest
 
 from genopipe.local.demo import DEMO_LENGTH
 from genopipe.local.server import free_port
+from genopipe.pipeline import STEP_NAMES
 from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.tools]
 
 GENOPIPE = str(Path(sys.executable).with_name("genopipe"))
-STEPS = ("validate", "reference", "qc", "align", "call", "report")
+STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from genopipe.local.sample_run import EventWaiter, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
 from genopipe.local.sweep import run_sweep
+from genopipe.pipeline import STEP_NAMES
 from genopipe.s3uri import S3Uri
 from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
 TIMEOUT_S = 300.0
 LENGTH = 40_000
-STEPS = ("validate", "reference", "qc", "align", "call", "report")
+STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
 SPOT_SAMPLES = ("spot0", "spot1", "spot2")
 RETRY_ATTEMPTS = 3  # the job definitions' RetryStrategy
 GENOPIPE = [str(Path(sys.executable).with_name("genopipe")), "local", "sweep"]

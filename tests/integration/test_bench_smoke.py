@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from genopipe.pipeline import STEP_NAMES
+
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ("validate", "reference", "qc", "align", "call", "report")
+STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
 
 pytestmark = pytest.mark.tools
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from genopipe.aws import s3
 from genopipe.cli import main
+from genopipe.pipeline import STEP_NAMES
 from genopipe.s3uri import S3Uri
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ebov"
@@ -58,7 +59,7 @@ def test_ebov_all_truth_variants_called_and_no_false_pass(bucket: str, tmp_path:
     staging = S3Uri(bucket, ".staging/ebov/")
     common = ["--sample", "G5012.3", "--reads", json.dumps([{"r1": str(r1), "r2": str(r2)}])]
     common += ["--reference", str(reference), "--staging", str(staging), "--ploidy", "1"]
-    for step in ("validate", "reference", "qc", "align", "call", "report"):
+    for step in STEP_NAMES:
         assert main(["job", step, *common]) == 0, step
 
     called = s3.download(staging.join("G5012.3.vcf.gz"), tmp_path / "calls.vcf.gz")

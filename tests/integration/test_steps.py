@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from genopipe.aws import s3
 from genopipe.cli import main
+from genopipe.pipeline import STEP_NAMES
 from genopipe.s3uri import S3Uri
 from genopipe.truth.evaluate import evaluate
 from genopipe.truth.simulate import SimulatedSample, simulate_sample
@@ -23,7 +24,7 @@ from genopipe.truth.simulate import SimulatedSample, simulate_sample
 pytestmark = pytest.mark.tools
 
 INPUT, OUTPUT = "genopipe-input", "genopipe-output"
-CHAIN = ("validate", "reference", "qc", "align", "call", "report")
+CHAIN = STEP_NAMES
 
 
 @pytest.fixture(scope="module")
