@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate
+.PHONY: demo test lint unit tools venv clean asl bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate
 .PHONY: images push check-pins sam-local-image checkov docker-daemon
 
 # template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
@@ -37,6 +37,11 @@ lint: venv
 
 test: venv lint sam-validate cfn-lint asl-validate checkov
 	$(BIN)/pytest
+
+# the state machine from genopipe/pipeline.py (the table of steps and the plan); commit the result.
+# `make test` fails while the committed file differs (tests/unit/test_asl_builder.py)
+asl: venv
+	$(BIN)/python statemachine/build.py
 
 # not part of `make test` (tests/integration/test_bench_smoke.py runs the same code on tiny inputs):
 # minutes of real work on ../shared/data; writes bench/results/*.json, BENCHMARKS.md, docs/img/bench-*.png

@@ -144,7 +144,9 @@ PLAN: tuple[Stage, ...] = (
         purpose="The reads (validate, then qc) and the reference (prepare-reference) are independent",
         branches=(
             Branch(name="reads", steps=("validate", "qc"), purpose="validate and qc succeeded"),
-            Branch(name="indexes", steps=("reference",), purpose="the reference indexes are ready"),
+            Branch(
+                name="indexes", steps=("reference",), purpose="the reference and its indexes are in the cache"
+            ),
         ),
     ),
     "align",
