@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from genopipe.aws.clients import sdk_client
 from genopipe.contracts import JobSpec
 from genopipe.jobs.status import JOB_LOG_GROUP, LOG_TAIL_LINES, DescribedJob, JobNotFound
 
@@ -17,7 +17,7 @@ else:
     BatchClient = Any
 
 
-@functools.cache
+@sdk_client
 def client() -> BatchClient:
     return boto3.client("batch")
 
@@ -66,7 +66,7 @@ def describe(job_id: str) -> DescribedJob:
     return DescribedJob.model_validate(jobs[0])
 
 
-@functools.cache
+@sdk_client
 def logs_client() -> Any:
     return boto3.client("logs")
 

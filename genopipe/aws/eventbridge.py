@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from genopipe.aws.clients import sdk_client
 from genopipe.contracts import SampleEvent
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ class PutEventsFailed(Exception):
     """EventBridge accepted the call but not the entry."""
 
 
-@functools.cache
+@sdk_client
 def client() -> EventBridgeClient:
     return boto3.client("events")
 

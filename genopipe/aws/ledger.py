@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from genopipe.aws.clients import sdk_client
 from genopipe.intake.admission import Waiting
 from genopipe.jobs.submission import Claim
 
@@ -27,7 +27,7 @@ EXECUTION_RETENTION_S = 90 * 24 * 3600
 _EXECUTION, _WAITING, _SUBMIT = "execution#", "waiting#", "submit#"
 
 
-@functools.cache
+@sdk_client
 def client() -> DynamoDBClient:
     return boto3.client("dynamodb")
 

@@ -2,7 +2,7 @@
 
 boto3 honours `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_S3`) by itself, so the local stack (moto
 server) and AWS go through the same code. One client per process (`client()`); boto3 clients are
-thread-safe, so threads may share it. `reset_client()` exists for tests that switch endpoints.
+thread-safe, so threads may share it (genopipe.aws.clients).
 
 URIs are written the way the AWS CLI writes them: `s3://bucket/key`, with the key verbatim (not
 URL-encoded), so keys may hold spaces, unicode and `+`. Decoding S3 *event* keys (which arrive
@@ -11,7 +11,6 @@ URL-encoded) is the caller's business.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from genopipe.aws.clients import sdk_client
 from genopipe.s3uri import S3Uri
 
 if TYPE_CHECKING:
@@ -54,14 +54,10 @@ class ObjectInfo:
     size: int
 
 
-@functools.cache
+@sdk_client
 def client() -> S3Client:
     """The process's S3 client (region and endpoint from the environment, like any AWS SDK)."""
     return boto3.client("s3", config=Config(retries={"max_attempts": 8, "mode": "adaptive"}))
-
-
-def reset_client() -> None:
-    client.cache_clear()
 
 
 def _as_uri(uri: S3Uri | str) -> S3Uri:

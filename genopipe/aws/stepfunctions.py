@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
+
+from genopipe.aws.clients import sdk_client
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -13,7 +14,7 @@ else:
     SFNClient = Any
 
 
-@functools.cache
+@sdk_client
 def client() -> SFNClient:
     return boto3.client("stepfunctions")
 

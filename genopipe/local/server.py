@@ -10,11 +10,7 @@ import urllib.request
 
 from moto.server import ThreadedMotoServer
 
-from genopipe.aws import batch as aws_batch
-from genopipe.aws import eventbridge as aws_eventbridge
-from genopipe.aws import ledger as aws_ledger
-from genopipe.aws import s3 as genopipe_s3
-from genopipe.aws import stepfunctions as aws_stepfunctions
+from genopipe.aws.clients import reset_clients
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +55,7 @@ def restore_sdk_environment(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    reset_sdk_clients()
-
-
-def reset_sdk_clients() -> None:
-    """Forget the process's cached clients: a second local stack in the same process (a test
-    session, bench/reliability.py's clean then faulty run) has another endpoint, and clients made
-    for the first would call its stopped server."""
-    genopipe_s3.reset_client()
-    for cached in (
-        aws_batch.client,
-        aws_batch.logs_client,
-        aws_eventbridge.client,
-        aws_ledger.client,
-        aws_stepfunctions.client,
-    ):
-        cached.cache_clear()
+    reset_clients()
 
 
 def point_sdk_at(port: int) -> None:
@@ -87,7 +68,7 @@ def point_sdk_at(port: int) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.pop("AWS_PROFILE", None)
-    reset_sdk_clients()  # they may have been made for another endpoint
+    reset_clients()  # they may have been made for another endpoint
 
 
 def start(port: int = DEFAULT_PORT) -> ThreadedMotoServer:

@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 from genopipe.aws import s3
 from genopipe.local import lambdas, server, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
+from genopipe.local.docker import DockerRunner
 from genopipe.local.events import EventCapture
 from genopipe.local.executors import JobRunner, NativeRunner
 from genopipe.local.provision import Deployment, deploy
@@ -53,11 +54,7 @@ def make_runner(executor: str) -> JobRunner:
     if executor == "native":
         return NativeRunner()
     if executor == "docker":
-        try:
-            from genopipe.local.docker import DockerRunner  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as error:
-            raise StackError(f"--executor docker: not available in this checkout ({error})") from error
-        return DockerRunner()  # type: ignore[no-any-return,unused-ignore]
+        return DockerRunner()
     raise StackError(f"--executor {executor}: expected native or docker")
 
 

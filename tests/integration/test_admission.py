@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from genopipe.aws import ledger, s3, stepfunctions
 from genopipe.aws.input_store import S3InputStore
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.aws.stepfunctions import StepFunctionsExecutions
@@ -58,39 +56,32 @@ class World:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        for cached in (s3.client, ledger.client, stepfunctions.client):
-            cached.cache_clear()
-        boto3.client("s3").create_bucket(Bucket=INPUT)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        machine = boto3.client("stepfunctions").create_state_machine(
-            name="genopipe",
-            definition=json.dumps(
-                {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
-            ),
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )["stateMachineArn"]
-        clock, bus = Clock(), Bus()
-        admission = Admission(
-            S3InputStore(),
-            DynamoLedger(TABLE),
-            StepFunctionsExecutions(machine),
-            bus,
-            SETTINGS,
-            AdmissionSettings(mate_timeout_s=3600, lane_settle_s=300),
-            clock,
-        )
-        yield World(admission, clock, bus, machine)
-        for cached in (s3.client, ledger.client, stepfunctions.client):
-            cached.cache_clear()
+def world(moto: None) -> Iterator[World]:
+    boto3.client("s3").create_bucket(Bucket=INPUT)
+    boto3.client("dynamodb").create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="genopipe",
+        definition=json.dumps(
+            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
+        ),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    clock, bus = Clock(), Bus()
+    admission = Admission(
+        S3InputStore(),
+        DynamoLedger(TABLE),
+        StepFunctionsExecutions(machine),
+        bus,
+        SETTINGS,
+        AdmissionSettings(mate_timeout_s=3600, lane_settle_s=300),
+        clock,
+    )
+    yield World(admission, clock, bus, machine)
 
 
 def test_the_same_event_three_times_starts_one_execution(world: World) -> None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from genopipe.aws import s3
 from genopipe.cli import main
@@ -28,15 +26,9 @@ STAGING = S3Uri(BUCKET, ".staging/exec-bad/")
 
 
 @pytest.fixture
-def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def bucket(moto: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENOPIPE_THREADS", "1")
-    with mock_aws():
-        s3.reset_client()
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield
-    s3.reset_client()
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
 
 
 def records(n: int, mate: int, seq: str = "ACGTN", qual: str = "IIII#", plus: str = "+") -> str:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from genopipe.aws import s3
 from genopipe.cli import main
@@ -27,15 +25,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def bucket(moto: None, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("GENOPIPE_THREADS", str(min(2, len(os.sched_getaffinity(0)))))
-    with mock_aws():
-        s3.reset_client()
-        boto3.client("s3").create_bucket(Bucket="ebov")
-        yield "ebov"
-    s3.reset_client()
+    boto3.client("s3").create_bucket(Bucket="ebov")
+    return "ebov"
 
 
 def variants(path: Path, pass_only: bool) -> set[tuple[int, str, str]]:

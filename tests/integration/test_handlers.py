@@ -11,11 +11,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.batch.models import Job
 
-from genopipe.aws import batch as batch_adapter
-from genopipe.aws import eventbridge, ledger, s3, stepfunctions
+from genopipe.aws import s3
 from genopipe.local.lambdas import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +39,8 @@ def _load(function: str) -> ModuleType:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]]:
+def aws(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]]:
     environment = {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_METRICS_NAMESPACE": "genopipe",
         "OUTPUT_BUCKET": OUTPUT,
         "REFERENCE_URI": "s3://genopipe-reference/genome.fa",
@@ -58,38 +53,21 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(Job, "run", lambda self: None)  # jobs stay SUBMITTED: no container runs
-    with mock_aws():
-        for cached in (
-            s3.client,
-            batch_adapter.client,
-            stepfunctions.client,
-            eventbridge.client,
-            ledger.client,
-        ):
-            cached.cache_clear()
-        for bucket in (INPUT, OUTPUT):
-            boto3.client("s3").create_bucket(Bucket=bucket)
-        boto3.client("dynamodb").create_table(
-            TableName="genopipe-intake",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        machine = boto3.client("stepfunctions").create_state_machine(
-            name="genopipe",
-            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )
-        monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
-        yield _load
-        for cached in (
-            s3.client,
-            batch_adapter.client,
-            stepfunctions.client,
-            eventbridge.client,
-            ledger.client,
-        ):
-            cached.cache_clear()
+    for bucket in (INPUT, OUTPUT):
+        boto3.client("s3").create_bucket(Bucket=bucket)
+    boto3.client("dynamodb").create_table(
+        TableName="genopipe-intake",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="genopipe",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine["stateMachineArn"])
+    yield _load
 
 
 def test_intake_waits_for_the_mate_then_starts_once(aws: Callable[[str], ModuleType]) -> None:

@@ -1,11 +1,9 @@
 """The S3 adapter against moto's in-process S3."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from genopipe.aws import s3
 from genopipe.aws.s3 import S3NotFound
@@ -13,14 +11,9 @@ from genopipe.s3uri import S3Uri
 
 
 @pytest.fixture
-def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        s3.reset_client()
-        boto3.client("s3").create_bucket(Bucket="data")
-        yield "data"
-    s3.reset_client()
+def bucket(moto: None) -> str:
+    boto3.client("s3").create_bucket(Bucket="data")
+    return "data"
 
 
 def test_upload_head_download(bucket: str, tmp_path: Path) -> None:

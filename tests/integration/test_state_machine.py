@@ -14,12 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 
-from genopipe.aws import batch as batch_adapter
-from genopipe.aws import eventbridge, s3, stepfunctions
+from genopipe.aws import s3
 from genopipe.local import lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.executors import JobLaunch
@@ -98,58 +96,37 @@ class Stack:
         return [json.loads(m["Body"]) for m in messages]
 
 
-def _clear_clients() -> None:
-    for cached in (s3.client, batch_adapter.client, stepfunctions.client, eventbridge.client):
-        cached.cache_clear()
-
-
-def _repair_context_paths(arn: str) -> None:
-    """moto's Fn::Sub runs `string.Template`, for which `$$` is an escaped `$`, so the
-    DefinitionSubstitutions pass turns the ASL's `$$.Execution.Id` into `$.Execution.Id` (AWS
-    leaves `$$` alone). Put it back until the local provisioning escapes it."""
-    sfn = boto3.client("stepfunctions")
-    definition = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
-    if '"$.Execution.Id"' in definition:
-        fixed = definition.replace('"$.Execution.Id"', '"$$.Execution.Id"')
-        sfn.update_state_machine(stateMachineArn=arn, definition=fixed)
+@pytest.fixture
+def moto_config() -> dict[str, Any]:
+    return {"stepfunctions": {"execute_state_machine": True}}
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_METRICS_NAMESPACE": "genopipe",
-    }.items():
-        monkeypatch.setenv(name, value)
+def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "genopipe")
     original_invoke, original_run = LambdaFunction._invoke_lambda, Job.run
     runner = ScriptedRunner()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        _clear_clients()
-        translated = translate(ROOT / "template.yaml")
-        lambdas.install(translated.code_folders)
-        waits.install(0.01)  # the ASL's waits and retry intervals, at 1/100 of real time
-        local_batch = LocalBatch(runner, endpoint_url="http://127.0.0.1:1")
-        local_batch.install()
-        boto3.client("s3").create_bucket(Bucket="genopipe-reference-test")
-        deployment = deploy(translated, {"ReferenceUri": REFERENCE})
-        _repair_context_paths(deployment.outputs["StateMachineArn"])
-        sqs = boto3.client("sqs")
-        queue_url = sqs.create_queue(QueueName="genopipe-events")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events = boto3.client("events")
-        events.put_rule(Name="capture", EventPattern=json.dumps({"source": ["genopipe"]}))
-        events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": queue_arn}])
-        try:
-            yield Stack(deployment.outputs, runner, queue_url, local_batch)
-        finally:
-            waits.uninstall()
-            LambdaFunction._invoke_lambda = original_invoke  # type: ignore[method-assign]
-            Job.run = original_run  # type: ignore[method-assign]
-            _clear_clients()
+    translated = translate(ROOT / "template.yaml")
+    lambdas.install(translated.code_folders)
+    waits.install(0.01)  # the ASL's waits and retry intervals, at 1/100 of real time
+    local_batch = LocalBatch(runner, endpoint_url="http://127.0.0.1:1")
+    local_batch.install()
+    boto3.client("s3").create_bucket(Bucket="genopipe-reference-test")
+    deployment = deploy(translated, {"ReferenceUri": REFERENCE})
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="genopipe-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = boto3.client("events")
+    events.put_rule(Name="capture", EventPattern=json.dumps({"source": ["genopipe"]}))
+    events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": queue_arn}])
+    try:
+        yield Stack(deployment.outputs, runner, queue_url, local_batch)
+    finally:
+        waits.uninstall()
+        LambdaFunction._invoke_lambda = original_invoke  # type: ignore[method-assign]
+        Job.run = original_run  # type: ignore[method-assign]
 
 
 def _drop_sample(stack: Stack) -> str:

@@ -7,12 +7,10 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from genopipe.aws import s3
 from genopipe.cli import main
@@ -33,17 +31,11 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSample:
 
 
 @pytest.fixture
-def buckets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def buckets(moto: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENOPIPE_THREADS", str(min(2, len(os.sched_getaffinity(0)))))
-    with mock_aws():
-        s3.reset_client()
-        client = boto3.client("s3")
-        for bucket in (INPUT, OUTPUT):
-            client.create_bucket(Bucket=bucket)
-        yield
-    s3.reset_client()
+    client = boto3.client("s3")
+    for bucket in (INPUT, OUTPUT):
+        client.create_bucket(Bucket=bucket)
 
 
 def job(
