@@ -15,7 +15,6 @@ from genopipe.contracts import (
     Lane,
     NotifyRequest,
     PipelineInput,
-    SampleEvent,
     SubmitRequest,
 )
 from genopipe.intake.plan import IntakeSettings, execution_name, plan
@@ -23,6 +22,7 @@ from genopipe.jobs.backoff import PollingPolicy
 from genopipe.jobs.status import DescribedJob, JobFailed, advance, job_spec, submitted
 from genopipe.notify.announce import PromotionError, announce, describe_failure
 from genopipe.notify.cost import Prices, estimate
+from tests.fakes import MemoryBus, MemoryInputStore, MemoryStaging
 
 SETTINGS = IntakeSettings(
     output_bucket="out", reference="s3://ref/genome.fa", aligner="minimap2", pipeline_version="9.9"
@@ -30,27 +30,8 @@ SETTINGS = IntakeSettings(
 POLICY = PollingPolicy(initial_seconds=10, max_seconds=5120)
 
 
-class MemoryStore:
-    def __init__(self, objects: dict[str, tuple[str, str]]) -> None:
-        self.objects = objects  # uri -> (etag, text)
-
-    def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
-        prefix = f"s3://{bucket}/{folder}"
-        return {
-            uri[len(f"s3://{bucket}/") :]: etag
-            for uri, (etag, _) in self.objects.items()
-            if uri.startswith(prefix) and "/" not in uri[len(prefix) :]
-        }
-
-    def read_text(self, uri: str) -> str:
-        return self.objects[uri][1]
-
-    def etag(self, uri: str) -> str | None:
-        return self.objects[uri][0] if uri in self.objects else None
-
-
 def test_pairing_starts_once_both_mates_exist_with_a_deterministic_name_and_input() -> None:
-    store = MemoryStore({"s3://in/run/S1_R1.fastq.gz": ("e1", "")})
+    store = MemoryInputStore({"s3://in/run/S1_R1.fastq.gz": ("e1", "")})
     waiting = plan("in", "run/S1_R1.fastq.gz", store, SETTINGS)
     assert waiting.requests == [] and "waits for its mate" in waiting.waiting[0]
     store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e2", "")
@@ -73,13 +54,13 @@ def test_execution_name_fits_step_functions_rules() -> None:
 
 
 def test_unmatched_key_is_ignored() -> None:
-    decision = plan("in", "run/readme.txt", MemoryStore({}), SETTINGS)
+    decision = plan("in", "run/readme.txt", MemoryInputStore({}), SETTINGS)
     assert decision.ignored and "matches no FASTQ pairing pattern" in decision.ignored
 
 
 def test_samplesheet_starts_samples_whose_files_exist_and_owns_its_files() -> None:
     sheet = "sample,fastq_1,fastq_2,ploidy\nA,A_1.fq.gz,A_2.fq.gz,1\nB,B_1.fq.gz,B_2.fq.gz,\n"
-    store = MemoryStore(
+    store = MemoryInputStore(
         {
             "s3://in/r/samplesheet.csv": ("es", sheet),
             "s3://in/r/A_1.fq.gz": ("a1", ""),
@@ -190,34 +171,6 @@ def test_cost_prices_each_attempt_at_the_capacity_it_ran_on() -> None:
     assert cost.usd == pytest.approx(4 * 0.01 + 2 * 0.05)
 
 
-class MemoryStaging:
-    def __init__(self, objects: dict[str, Any]) -> None:
-        self.objects = objects
-
-    def list_relative(self, prefix: str) -> list[str]:
-        return [uri[len(prefix) :] for uri in self.objects if uri.startswith(prefix)]
-
-    def copy(self, source: str, destination: str) -> None:
-        self.objects[destination] = self.objects[source]
-
-    def delete_prefix(self, prefix: str) -> int:
-        doomed = [uri for uri in self.objects if uri.startswith(prefix)]
-        for uri in doomed:
-            del self.objects[uri]
-        return len(doomed)
-
-    def read_json(self, uri: str) -> Any:
-        return self.objects[uri]
-
-
-class MemoryBus:
-    def __init__(self) -> None:
-        self.events: list[SampleEvent] = []
-
-    def put(self, event: SampleEvent) -> None:
-        self.events.append(event)
-
-
 STAGING = "s3://out/.staging/S1-abc/"
 STAGED = [
     "S1.bam",
@@ -242,7 +195,7 @@ def test_success_promotes_only_promotable_keys_and_reports_qc() -> None:
     objects[STAGING + "summary.json"] = {"read_pairs": 1000, "percent_mapped": 99.5, "snps": 7, "titv": 2.1}
     staging, bus = MemoryStaging(objects), MemoryBus()
     event = announce(_notify("SUCCEEDED"), staging, bus, Prices(0.01, 0.05))
-    assert bus.events == [event] and event.detail_type == "Sample Completed"
+    assert bus == [event] and event.detail_type == "Sample Completed"
     assert sorted(staging.objects) == sorted(
         f"s3://out/S1/{k}"
         for k in [

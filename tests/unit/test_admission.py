@@ -1,127 +1,50 @@
-"""Exactly once, nothing forgotten (issue 6): the intake's admission over moto's S3, DynamoDB and
-Step Functions, with a controllable clock for the sweep's timeouts."""
+"""Exactly once, nothing forgotten: the intake's admission rules on in-memory ports (tests/fakes.py),
+with a clock the tests move. The conditional writes that make "exactly once" hold under racing
+invocations are tested against moto in tests/integration/test_admission.py."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-import boto3
 import pytest
 
-from genopipe.aws.input_store import S3InputStore
-from genopipe.aws.ledger import DynamoLedger
-from genopipe.aws.stepfunctions import StepFunctionsExecutions
-from genopipe.contracts import SampleEvent
 from genopipe.intake.admission import Admission, AdmissionSettings
 from genopipe.intake.plan import IntakeSettings
+from tests.fakes import Clock, MemoryBus, MemoryExecutions, MemoryInputStore, MemoryLedger
 
-INPUT, OUTPUT, TABLE = "in-bucket", "out-bucket", "genopipe-intake"
+INPUT, OUTPUT = "in-bucket", "out-bucket"
 SETTINGS = IntakeSettings(OUTPUT, "s3://ref/genome.fa", "minimap2", "0.1.0")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Bus(list[SampleEvent]):
-    def put(self, event: SampleEvent) -> None:
-        self.append(event)
 
 
 @dataclass
 class World:
-    admission: Admission
-    clock: Clock
-    bus: Bus
-    machine: str
+    store: MemoryInputStore = field(default_factory=MemoryInputStore)
+    ledger: MemoryLedger = field(default_factory=MemoryLedger)
+    started: MemoryExecutions = field(default_factory=MemoryExecutions)
+    bus: MemoryBus = field(default_factory=MemoryBus)
+    clock: Clock = field(default_factory=Clock)
+
+    def __post_init__(self) -> None:
+        settings = AdmissionSettings(mate_timeout_s=3600, lane_settle_s=300)
+        self.admission = Admission(
+            self.store, self.ledger, self.started, self.bus, SETTINGS, settings, self.clock
+        )
 
     def put(self, key: str, body: bytes) -> None:
-        boto3.client("s3").put_object(Bucket=INPUT, Key=key, Body=body)
+        self.store.put(INPUT, key, body)
 
-    def executions(self) -> list[dict[str, object]]:
-        sfn = boto3.client("stepfunctions")
-        return list(sfn.list_executions(stateMachineArn=self.machine)["executions"])
+    def executions(self) -> list[str]:
+        return list(self.started.started)
 
-    def execution_input(self, name: str) -> dict[str, object]:
-        sfn = boto3.client("stepfunctions")
-        arn = self.machine.replace(":stateMachine:", ":execution:") + f":{name}"
-        return dict(json.loads(sfn.describe_execution(executionArn=arn)["input"]))
+    def execution_input(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.started.started[name]))
 
 
 @pytest.fixture
-def world(moto: None) -> Iterator[World]:
-    boto3.client("s3").create_bucket(Bucket=INPUT)
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    machine = boto3.client("stepfunctions").create_state_machine(
-        name="genopipe",
-        definition=json.dumps(
-            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
-        ),
-        roleArn="arn:aws:iam::123456789012:role/sfn",
-    )["stateMachineArn"]
-    clock, bus = Clock(), Bus()
-    admission = Admission(
-        S3InputStore(),
-        DynamoLedger(TABLE),
-        StepFunctionsExecutions(machine),
-        bus,
-        SETTINGS,
-        AdmissionSettings(mate_timeout_s=3600, lane_settle_s=300),
-        clock,
-    )
-    yield World(admission, clock, bus, machine)
-
-
-def test_the_same_event_three_times_starts_one_execution(world: World) -> None:
-    world.put("run/A_R1.fastq.gz", b"r1")
-    world.put("run/A_R2.fastq.gz", b"r2")
-    outcomes = [world.admission.on_object(INPUT, "run/A_R2.fastq.gz") for _ in range(3)]
-
-    assert [len(o.started) for o in outcomes] == [1, 0, 0]
-    assert [len(o.duplicates) for o in outcomes] == [0, 1, 1]
-    assert [e["name"] for e in world.executions()] == outcomes[0].started
-
-
-def test_r1_and_r2_racing_start_one_execution_per_sample(world: World) -> None:
-    samples = [f"S{n}" for n in range(8)]
-    for sample in samples:
-        world.put(f"race/{sample}_R1.fastq.gz", b"r1")
-        world.put(f"race/{sample}_R2.fastq.gz", b"r2")
-    barrier = threading.Barrier(2 * len(samples))
-    started: list[str] = []
-    lock = threading.Lock()
-
-    def intake(key: str) -> None:
-        barrier.wait()
-        outcome = world.admission.on_object(INPUT, key)
-        with lock:
-            started.extend(outcome.started)
-
-    threads = [
-        threading.Thread(target=intake, args=(f"race/{sample}_R{read}.fastq.gz",))
-        for sample in samples
-        for read in (1, 2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    names = sorted(e["name"] for e in world.executions())  # type: ignore[type-var]
-    assert len(names) == len(samples)
-    assert sorted(started) == names  # each claimed by exactly one of its two racing intakes
+def world() -> World:
+    return World()
 
 
 def test_identical_reupload_is_a_duplicate_and_new_content_is_a_new_run(world: World) -> None:
@@ -133,7 +56,7 @@ def test_identical_reupload_is_a_duplicate_and_new_content_is_a_new_run(world: W
     world.put("re/B_2.fq.gz", b"r2, corrected")
     (second,) = world.admission.on_object(INPUT, "re/B_2.fq.gz").started
 
-    assert second != first and sorted(e["name"] for e in world.executions()) == sorted([first, second])  # type: ignore[type-var]
+    assert second != first and sorted(world.executions()) == sorted([first, second])  # type: ignore[type-var]
 
 
 def test_a_missing_mate_is_reported_once_after_the_timeout(world: World) -> None:
@@ -187,8 +110,8 @@ def test_lanes_uploaded_one_at_a_time_make_one_run_after_a_quiet_period(world: W
     world.clock.now += 61
     (name,) = world.admission.sweep().started
 
-    assert [e["name"] for e in world.executions()] == [name]
-    assert len(world.execution_input(name)["reads"]) == 2  # type: ignore[arg-type]
+    assert world.executions() == [name]
+    assert len(world.execution_input(name)["reads"]) == 2
     assert world.admission.sweep().started == []
 
 
@@ -202,7 +125,7 @@ def test_a_samplesheet_arriving_within_the_settle_period_wins(world: World) -> N
     world.clock.now += 3600
 
     assert world.admission.sweep().started == []
-    assert [e["name"] for e in world.executions()] == [name]
+    assert world.executions() == [name]
     assert world.execution_input(name)["ploidy"] == 1
 
 
@@ -258,7 +181,7 @@ def test_a_samplesheet_restating_a_started_pair_starts_nothing_new(world: World)
 
     # same sample, files, ETags, lanes and ploidy: the same execution, however it was announced
     assert outcome.started == [] and outcome.duplicates == [first]
-    assert [e["name"] for e in world.executions()] == [first]
+    assert world.executions() == [first]
     world.clock.now += 3600
     assert world.admission.sweep().started == []
 
@@ -280,4 +203,4 @@ def test_a_samplesheet_that_changes_the_analysis_of_a_started_pair_starts_a_new_
     (second,) = world.admission.on_object(INPUT, "late/samplesheet.csv").started
 
     assert second != first
-    assert sorted(e["name"] for e in world.executions()) == sorted([first, second])  # type: ignore[type-var]
+    assert sorted(world.executions()) == sorted([first, second])  # type: ignore[type-var]

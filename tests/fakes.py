@@ -1,0 +1,138 @@
+"""In-memory implementations of the domain's ports, for unit tests.
+
+Each behaves as its AWS adapter promises (genopipe.aws.*): the ledger's writes are conditional,
+StartExecution is idempotent by name and input, the input store answers with ETags. The
+adapters themselves are tested against moto in tests/integration/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+from typing import Any
+
+from genopipe.contracts import SampleEvent
+from genopipe.intake.admission import Waiting
+
+
+class Clock:
+    """A clock the test moves by hand (`clock.now += 60`)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryInputStore:
+    """genopipe.intake.plan.InputStore over a dict: `s3://bucket/key` -> (ETag, text)."""
+
+    def __init__(self, objects: dict[str, tuple[str, str]] | None = None) -> None:
+        self.objects = objects if objects is not None else {}
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        """As S3 PutObject: the ETag of a single-part upload is the MD5 of its bytes."""
+        text = body.decode("utf-8", errors="replace")
+        self.objects[f"s3://{bucket}/{key}"] = (hashlib.md5(body, usedforsecurity=False).hexdigest(), text)
+
+    def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
+        prefix = f"s3://{bucket}/{folder}"
+        return {
+            uri[len(f"s3://{bucket}/") :]: etag
+            for uri, (etag, _) in self.objects.items()
+            if uri.startswith(prefix) and "/" not in uri[len(prefix) :]
+        }
+
+    def read_text(self, uri: str) -> str:
+        return self.objects[uri][1]
+
+    def etag(self, uri: str) -> str | None:
+        return self.objects[uri][0] if uri in self.objects else None
+
+
+class MemoryLedger:
+    """genopipe.intake.admission.Ledger with DynamoLedger's conditional writes."""
+
+    def __init__(self) -> None:
+        self.claimed: dict[str, str] = {}
+        self.entries: dict[str, Waiting] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, execution: str, sample: str, now: float) -> bool:
+        with self._lock:
+            if execution in self.claimed:
+                return False
+            self.claimed[execution] = sample
+            return True
+
+    def note_waiting(self, waiting: Waiting) -> None:
+        with self._lock:
+            known = self.entries.get(waiting.identity)
+            first_seen = known.first_seen if known is not None else waiting.first_seen
+            self.entries[waiting.identity] = dataclasses.replace(waiting, first_seen=first_seen)
+
+    def clear_waiting(self, identity: str) -> None:
+        with self._lock:
+            self.entries.pop(identity, None)
+
+    def remove_waiting(self, waiting: Waiting) -> bool:
+        with self._lock:
+            known = self.entries.get(waiting.identity)
+            if known is None or known.last_seen != waiting.last_seen:
+                return False
+            del self.entries[waiting.identity]
+            return True
+
+    def waiting(self) -> list[Waiting]:
+        with self._lock:
+            return sorted(self.entries.values(), key=lambda w: w.first_seen)
+
+
+class ExecutionAlreadyExists(Exception):
+    pass
+
+
+class MemoryExecutions:
+    """genopipe.intake.admission.Executions with StartExecution's rules for a Standard machine:
+    the same name and input again returns the existing execution, another input under that name
+    is an error."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, str] = {}  # name -> input JSON, in start order
+
+    def start(self, name: str, input_json: str) -> None:
+        known = self.started.get(name)
+        if known is not None and known != input_json:
+            raise ExecutionAlreadyExists(name)
+        self.started.setdefault(name, input_json)
+
+
+class MemoryBus(list[SampleEvent]):
+    """genopipe.contracts.EventBus: the events put, in order."""
+
+    def put(self, event: SampleEvent) -> None:
+        self.append(event)
+
+
+class MemoryStaging:
+    """genopipe.notify.announce.Staging over a dict: URI -> JSON document (or any payload)."""
+
+    def __init__(self, objects: dict[str, Any]) -> None:
+        self.objects = objects
+
+    def list_relative(self, prefix: str) -> list[str]:
+        return [uri[len(prefix) :] for uri in self.objects if uri.startswith(prefix)]
+
+    def copy(self, source: str, destination: str) -> None:
+        self.objects[destination] = self.objects[source]
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [uri for uri in self.objects if uri.startswith(prefix)]
+        for uri in doomed:
+            del self.objects[uri]
+        return len(doomed)
+
+    def read_json(self, uri: str) -> Any:
+        return self.objects[uri]
