@@ -90,22 +90,14 @@ class MemoryLedger:
             return sorted(self.entries.values(), key=lambda w: w.first_seen)
 
 
-class ExecutionAlreadyExists(Exception):
-    pass
-
-
 class MemoryExecutions:
-    """genopipe.intake.admission.Executions with StartExecution's rules for a Standard machine:
-    the same name and input again returns the existing execution, another input under that name
-    is an error."""
+    """genopipe.intake.admission.Executions as StepFunctionsExecutions behaves: an execution of an
+    existing name is not started again (whatever its input) and is not an error."""
 
     def __init__(self) -> None:
-        self.started: dict[str, str] = {}  # name -> input JSON, in start order
+        self.started: dict[str, str] = {}  # name -> input JSON of its first start, in start order
 
     def start(self, name: str, input_json: str) -> None:
-        known = self.started.get(name)
-        if known is not None and known != input_json:
-            raise ExecutionAlreadyExists(name)
         self.started.setdefault(name, input_json)
 
 
