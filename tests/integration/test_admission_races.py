@@ -15,32 +15,19 @@ import pytest
 from genopipe.aws.input_store import S3InputStore
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.aws.stepfunctions import StepFunctionsExecutions
-from genopipe.contracts import SampleEvent
 from genopipe.intake.admission import Admission, AdmissionSettings
 from genopipe.intake.plan import IntakeSettings
+from tests.fakes import Clock, MemoryBus
 
 INPUT, OUTPUT, TABLE = "in-bucket", "out-bucket", "genopipe-intake"
 SETTINGS = IntakeSettings(OUTPUT, "s3://ref/genome.fa", "minimap2", "0.1.0")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Bus(list[SampleEvent]):
-    def put(self, event: SampleEvent) -> None:
-        self.append(event)
 
 
 @dataclass
 class World:
     admission: Admission
     clock: Clock
-    bus: Bus
+    bus: MemoryBus
     machine: str
 
     def put(self, key: str, body: bytes) -> None:
@@ -72,7 +59,7 @@ def world(moto: None) -> Iterator[World]:
         ),
         roleArn="arn:aws:iam::123456789012:role/sfn",
     )["stateMachineArn"]
-    clock, bus = Clock(), Bus()
+    clock, bus = Clock(), MemoryBus()
     admission = Admission(
         S3InputStore(),
         DynamoLedger(TABLE),
