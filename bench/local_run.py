@@ -26,16 +26,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import step_chain  # the shared data set, plain pipeline runner and provenance
+import step_chain  # the data set and the plain pipeline runner
+from harness import REPO, Dataset, free_port, machine, tool_versions, vcf_records
 
-RESULTS = step_chain.REPO / "bench" / "results" / "local_run.json"
+RESULTS = REPO / "bench" / "results" / "local_run.json"
 TARGET_RATIO = 1.10
 
 
-def run_local(dataset: step_chain.Dataset, scratch: Path, rep: int) -> dict[str, object]:
+def run_local(dataset: Dataset, scratch: Path, rep: int) -> dict[str, object]:
     out = scratch / f"local-{rep}"
-    command = [str(step_chain.GENOPIPE), "local", "run", "--port", str(step_chain.free_port())]
+    command = [str(step_chain.GENOPIPE), "local", "run", "--port", str(free_port())]
     command += ["--r1", str(dataset.r1), "--r2", str(dataset.r2), "--reference", str(dataset.reference)]
     command += ["--sample", step_chain.SAMPLE, "--out", str(out)]
     started = time.perf_counter()
@@ -48,7 +48,7 @@ def run_local(dataset: step_chain.Dataset, scratch: Path, rep: int) -> dict[str,
     return {
         "wall_s": wall,
         "pipeline_s": float(pipeline.group(1)) if pipeline else None,  # upload -> event
-        "records": step_chain.vcf_records(out / step_chain.SAMPLE / f"{step_chain.SAMPLE}.vcf.gz"),
+        "records": vcf_records(out / step_chain.SAMPLE / f"{step_chain.SAMPLE}.vcf.gz"),
         "event_qc": event["detail"].get("qc"),
     }
 
@@ -83,7 +83,7 @@ def main() -> int:
     results = {
         "benchmark": "genopipe local run (whole local stack) vs the same tools as a plain shell pipeline",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": step_chain.machine(),
+        "machine": machine(),
         "threads": threads,
         "repetitions": args.reps,
         "dataset": {
@@ -91,7 +91,7 @@ def main() -> int:
             "read_pairs": dataset.read_pairs,
             "reference": str(dataset.reference),
         },
-        "tool_versions": step_chain.tool_versions(),
+        "tool_versions": tool_versions(),
         "plain_wall_s": [round(w, 3) for w in plain_walls],
         "local_run_wall_s": [round(w, 3) for w in local_walls],
         "local_run_pipeline_s": [run["pipeline_s"] for run in local_runs],

@@ -25,10 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from harness import REPO
 
-from genopipe.jobs.backoff import DEFAULT_POLICY, PollingPolicy, next_wait_seconds  # noqa: E402
+from genopipe.jobs.backoff import DEFAULT_POLICY, PollingPolicy, next_wait_seconds
 
 ASL = REPO / "statemachine" / "pipeline.asl.json"
 DURATIONS_S = {"1 min": 60, "1 h": 3600, "6 h": 6 * 3600}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from harness import vcf_records
 
 from genopipe.aws import s3
 from genopipe.local.batch import JobUpdate
@@ -116,11 +116,6 @@ def burst(count: int) -> dict[str, Any]:
 
 def samples_read_pairs() -> str:
     return f"~{int(LENGTH * DEPTH / 300)} (simulated {LENGTH} bp at {DEPTH:g}x, 2x150)"
-
-
-def vcf_records(path: Path) -> list[str]:
-    done = subprocess.run(["bcftools", "view", "-H", str(path)], capture_output=True, text=True, check=True)
-    return done.stdout.splitlines()
 
 
 def described_jobs(ids: list[str]) -> list[dict[str, Any]]:

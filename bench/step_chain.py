@@ -30,27 +30,31 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import resource
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness import (
+    REPO,
+    SHARED_DATA,
+    Dataset,
+    MotoServer,
+    count_records,
+    machine,
+    moto_server,
+    reset_moto,
+    tool_versions,
+    vcf_records,
+)
+
 from genopipe.pipeline import STEP_NAMES
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 PLAIN_PIPELINE = REPO / "bench" / "plain_pipeline.sh"
 RESULTS = REPO / "bench" / "results" / "step_chain.json"
 GENOPIPE = Path(sys.executable).parent / "genopipe"
@@ -58,15 +62,6 @@ STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
 SAMPLE = "HG002"
 COPIES = 24
 TARGET_RATIO = 1.10
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    r1: Path
-    r2: Path
-    reference: Path
-    read_pairs: int
 
 
 def hg002_window() -> Dataset:
@@ -99,76 +94,6 @@ def hg002_repeated(base: Dataset, copies: int, folder: Path) -> Dataset:
             if compressor.wait() != 0:
                 sys.exit(f"bench: {target}: pigz failed")
     return Dataset(f"hg002-x{copies}", out_paths[0], out_paths[1], base.reference, base.read_pairs * copies)
-
-
-def count_records(fastq: Path) -> int:
-    with gzip.open(fastq, "rb") as handle:
-        return sum(1 for _ in handle) // 4
-
-
-# ---------------------------------------------------------------------------------------------
-# moto server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class MotoServer:
-    env: dict[str, str]  # os.environ pointed at the server
-    pid: int
-
-
-@contextmanager
-def moto_server() -> Iterator[MotoServer]:
-    """A `python -m moto.server` process; yields the environment that points the SDK at it."""
-    port = free_port()
-    log = Path(tempfile.mkdtemp(prefix="bench-moto-")) / "moto.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"bench: moto server did not start (see {log})")
-                time.sleep(0.2)
-        env = dict(os.environ)
-        env.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_REGION="us-east-1",
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-        )
-        env.pop("AWS_PROFILE", None)
-        yield MotoServer(env, proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(log.parent, ignore_errors=True)
-
-
-def reset_moto(env: dict[str, str]) -> None:
-    """Forget every bucket, so one run's objects do not sit in the server's memory for the next."""
-    request = urllib.request.Request(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=30):
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,12 +182,6 @@ def run_plain(dataset: Dataset, threads: int, helper_dir: Path) -> RunResult:
     return RunResult(wall, cpu, 0.0, stages, records)
 
 
-def vcf_records(vcf: Path) -> list[str]:
-    """The VCF's records reduced to what both pipelines must agree on (site, alleles, filter, GT)."""
-    query = ["bcftools", "query", "-f", "%CHROM:%POS:%REF:%ALT:%FILTER[:%GT]\\n", str(vcf)]
-    return subprocess.run(query, capture_output=True, text=True, check=True).stdout.splitlines()
-
-
 def write_helpers(folder: Path, ploidy: int = 2) -> Path:
     """What the plain pipeline shares with the steps, taken from the steps so the two cannot drift:
     the FASTQ pair check (awk), the soft filters and the tool settings."""
@@ -282,60 +201,6 @@ def write_helpers(folder: Path, ploidy: int = 2) -> Path:
     }
     (folder / "settings.sh").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     return folder
-
-
-# ---------------------------------------------------------------------------------------------
-# provenance
-
-
-def tool_versions() -> dict[str, str]:
-    def first_line(argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=60)
-        except OSError as error:
-            return f"unavailable ({error})"
-        for line in (done.stdout + done.stderr).splitlines():
-            if any(ch.isdigit() for ch in line):
-                return line.replace("Version:", "").strip()
-        return "unknown"
-
-    versions = {
-        "minimap2": first_line(["minimap2", "--version"]),
-        "samtools": first_line(["samtools", "--version"]),
-        "bcftools": first_line(["bcftools", "--version"]),
-        "fastp": first_line(["fastp", "--version"]),
-        "pigz": first_line(["pigz", "--version"]),
-        "awk": first_line(["awk", "-W", "version"]),
-        "multiqc": first_line([str(Path(sys.executable).parent / "multiqc"), "--version"]),
-        "python": platform.python_version(),
-    }
-    from importlib.metadata import version
-
-    for package in ("genopipe", "moto", "boto3"):
-        versions[package] = version(package)
-    return versions
-
-
-def machine() -> dict[str, object]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    return {
-        "hostname": platform.node(),
-        "kernel": platform.release(),
-        "os": platform.freedesktop_os_release().get("PRETTY_NAME", "unknown"),
-        "cpu": cpu,
-        "cpus": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_kib / 1024 / 1024, 1),
-        "load_average_at_start": list(os.getloadavg()),
-    }
 
 
 def summarise(runs: list[RunResult]) -> dict[str, object]:

@@ -3,17 +3,12 @@ filter verdict, the aligner ratio and the cost projection (no tools run)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
+import accuracy
 import pytest
 
 from genopipe.steps import call
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import accuracy
 
 
 def test_filter_sets_reuse_the_call_steps_expressions() -> None:

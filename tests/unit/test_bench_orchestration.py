@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+import orchestration
 import pytest
 
 from genopipe.jobs.backoff import DEFAULT_POLICY, fixed_polling_transitions, transitions_per_step
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
 
-import orchestration  # noqa: E402
 
 ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
 
