@@ -8,6 +8,7 @@ here only together with the ASL.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -25,7 +26,26 @@ def _known_step(name: str) -> str:
 StepName = Annotated[str, AfterValidator(_known_step)]  # a row of genopipe.pipeline.STEPS
 Capacity = Literal["spot", "on-demand"]
 Aligner = Literal["minimap2", "bwa"]
-SAMPLE_PATTERN = r"^[A-Za-z0-9._-]+$"
+SAMPLE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+# every name a sample flows into must hold it: Batch job names (128, with `-<step>`), tags (256),
+# the readable part of Step Functions execution names (80, with a 33-character digest)
+SAMPLE_NAME_MAX = 64
+
+
+def sample_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a sample name (a phrase to follow the name), or None if it can."""
+    if not name:
+        return "is empty"
+    if name.startswith("."):
+        return "must not start with '.' (names like '.', '..' and '.staging' are reserved)"
+    if len(name) > SAMPLE_NAME_MAX:
+        return (
+            f"is {len(name)} characters long; at most {SAMPLE_NAME_MAX} fit every AWS name it becomes part of"
+        )
+    if not re.match(SAMPLE_PATTERN, name):
+        return "may only hold letters, digits, '.', '_', '-'"
+    return None
+
 
 EVENT_SOURCE = "genopipe"
 DetailType = Literal["Sample Completed", "Sample Failed"]
@@ -84,7 +104,7 @@ class InputObject(_Model):
 class PipelineInput(_Model):
     """The execution input: everything a job step and the notify Lambda need about one sample."""
 
-    sample: str = Field(pattern=SAMPLE_PATTERN)
+    sample: str = Field(pattern=SAMPLE_PATTERN, max_length=SAMPLE_NAME_MAX)
     reads: list[Lane] = Field(min_length=1)
     reference: str
     aligner: Aligner = "minimap2"

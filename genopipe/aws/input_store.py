@@ -1,28 +1,56 @@
-"""The intake's view of the input bucket (genopipe.intake.InputStore) over genopipe.aws.s3."""
+"""The intake's view of the input bucket (genopipe.intake.plan.InputStore) over genopipe.aws.s3.
+
+What the intake may not or cannot read (access denied: a sample sheet naming another account's
+bucket; a sheet deleted while its samples wait; text that is not UTF-8) becomes InputUnreadable,
+that sample's own problem; any other S3 error propagates as a fault of the moment.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from genopipe.aws import s3
+from genopipe.intake.plan import InputUnreadable
 from genopipe.s3uri import S3Uri
+
+_UNREADABLE = {"access denied", "no such object", "no such bucket"}
+
+
+@contextmanager
+def _unreadable_is_the_samples_problem() -> Iterator[None]:
+    try:
+        yield
+    except s3.S3Error as error:
+        if error.problem in _UNREADABLE:
+            raise InputUnreadable(str(error)) from error
+        raise
 
 
 class S3InputStore:
     def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
-        return {
-            item.uri.key: item.etag
-            for item in s3.list_prefix(S3Uri(bucket, folder))
-            if "/" not in item.uri.key[len(folder) :]
-        }
+        with _unreadable_is_the_samples_problem():
+            return {
+                item.uri.key: item.etag
+                for item in s3.list_prefix(S3Uri(bucket, folder))
+                if "/" not in item.uri.key[len(folder) :]
+            }
 
     def read_text(self, uri: str) -> str:
-        data = s3.read_bytes(uri)
+        with _unreadable_is_the_samples_problem():
+            data = s3.read_bytes(uri)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise s3.S3Error(uri, f"not UTF-8 text: {error}") from error
+            raise InputUnreadable(
+                f"{uri}: not UTF-8 text (byte {error.start}): save it as UTF-8 CSV"
+            ) from error
 
     def etag(self, uri: str) -> str | None:
         try:
-            return s3.head(uri).etag
-        except s3.S3NotFound:
-            return None
+            with _unreadable_is_the_samples_problem():
+                return s3.head(uri).etag
+        except InputUnreadable as error:
+            if isinstance(error.__cause__, s3.S3NotFound) and error.__cause__.problem == "no such object":
+                return None  # not uploaded yet
+            raise

@@ -187,7 +187,7 @@ class Admission:
             return plan(bucket, key, self.store, self.settings)
         except (PairingError, SamplesheetError) as error:
             sample = getattr(error, "sample", None) or (forget.sample if forget else key)
-            error_type = "InvalidSamplesheet" if isinstance(error, SamplesheetError) else "InvalidInputName"
+            error_type = "InvalidSamplesheet" if isinstance(error, SamplesheetError) else error.error_type
             self.bus.put(failure_event(sample, error_type, str(error), self.settings.pipeline_version))
             if forget is not None:
                 self.ledger.clear_waiting(forget.identity)

@@ -1,12 +1,16 @@
 """Which input objects form a sample (DESIGN.md, data flow 1), by file name alone.
 
-Recognised names, with `.fastq.gz` or `.fq.gz`:
+Recognised names, with `.fastq.gz` or `.fq.gz` in any case (`.FASTQ.GZ`):
 - `<sample>_R1` / `<sample>_R2`
 - `<sample>_1` / `<sample>_2`
 - Illumina `<sample>_S<n>_L<lane>_R<1|2>_001` (several lanes are one sample)
 
 A sample is the set of such files with the same sample name in the same folder; it is complete
 when every lane has both reads.
+
+A FASTQ that is not gzipped (`.fastq`, `.fq`, `.fastq.bz2`, `.fq.xz`, `.fastq.zst`, ...) is
+answered with a clear error rather than ignored: gzip is what every tool of the pipeline reads
+while streaming, and an uncompressed 30x genome is ~4x the storage and transfer of its `.gz`.
 """
 
 from __future__ import annotations
@@ -15,24 +19,36 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from genopipe.contracts import SAMPLE_PATTERN
+from genopipe.contracts import SAMPLE_NAME_MAX, sample_name_problem
 from genopipe.s3uri import folder_of
 
-_EXTENSION = r"\.f(?:ast)?q\.gz"
+_EXTENSION = r"(?i:\.f(?:ast)?q\.gz)"
+# a FASTQ by its name, compressed otherwise or not at all: answered, never silently dropped
+_OTHER_FASTQ = re.compile(r"\.f(?:ast)?q(?P<compression>\.[a-z0-9]+)?$", re.IGNORECASE)
 _PATTERNS = (
     re.compile(rf"^(?P<sample>.+)_S(?P<number>\d+)_L(?P<lane>\d{{3}})_R(?P<read>[12])_001{_EXTENSION}$"),
     re.compile(rf"^(?P<sample>.+)_R(?P<read>[12]){_EXTENSION}$"),
     re.compile(rf"^(?P<sample>.+)_(?P<read>[12]){_EXTENSION}$"),
 )
+_READ_SUFFIX = re.compile(r"(?:_S\d+_L\d{3})?_R?[12](?:_001)?$")
+_DECOMPRESS = {".bz2": "bzip2 -dc", ".xz": "xz -dc", ".zst": "zstd -dc", ".zip": "unzip -p"}
 SAMPLESHEET_NAME = "samplesheet.csv"
 
 
 class PairingError(ValueError):
     """Names that cannot be paired unambiguously; `str()` names the key and the problem."""
 
+    error_type = "InvalidInputName"  # the Sample Failed event's error type
+
     def __init__(self, message: str, sample: str | None = None) -> None:
         super().__init__(message)
         self.sample = sample  # the sample it concerns, for the Sample Failed event
+
+
+class UnsupportedFastq(PairingError):
+    """A FASTQ by its name that is not gzipped."""
+
+    error_type = "UnsupportedFormat"
 
 
 @dataclass(frozen=True, order=True)
@@ -65,13 +81,26 @@ def parse_fastq_key(key: str) -> FastqName | None:
         match = pattern.match(name)
         if match:
             sample = match["sample"]
-            if not re.match(SAMPLE_PATTERN, sample):
-                raise PairingError(
-                    f"{key}: sample name {sample!r} may only hold letters, digits, . _ -", sample
-                )
+            problem = sample_name_problem(sample)
+            if problem is not None:
+                raise PairingError(f"{key}: sample name {sample!r} {problem}", sample[:SAMPLE_NAME_MAX])
             groups = match.groupdict()
             lane = f"S{groups['number']}_L{groups['lane']}" if groups.get("lane") else ""
             return FastqName(folder, sample, lane, int(match["read"]), key)
+    other = _OTHER_FASTQ.search(name)
+    if other is not None and (other["compression"] or "").lower() != ".gz":
+        stem, compression = name[: other.start()], (other["compression"] or "").lower()
+        gzipped = f"{stem}{other.group(0)[: -len(compression) or None]}.gz"
+        if compression:
+            decompress = _DECOMPRESS.get(compression, "<decompress>")
+            what, how = f"{compression} compression", f"`{decompress} {name} | gzip > {gzipped}`"
+        else:
+            what, how = "an uncompressed FASTQ", f"`gzip {name}`"
+        raise UnsupportedFastq(
+            f"{key}: {what} is not accepted: genopipe reads gzipped FASTQ (.fastq.gz or .fq.gz); "
+            f"gzip it ({how}) and upload {gzipped}",
+            _READ_SUFFIX.sub("", stem) or stem,
+        )
     return None
 
 

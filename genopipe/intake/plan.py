@@ -16,23 +16,51 @@ from typing import Protocol
 
 from genopipe.contracts import Aligner, InputObject, Lane, PipelineInput
 from genopipe.intake.pairing import SAMPLESHEET_NAME, is_samplesheet, pair_sample, parse_fastq_key
-from genopipe.intake.samplesheet import SampleSheet, SheetSample, parse_samplesheet
+from genopipe.intake.samplesheet import SampleSheet, SamplesheetError, SheetSample, parse_samplesheet
 from genopipe.s3uri import S3Uri, folder_of
 
 EXECUTION_NAME_MAX = 80  # Step Functions: at most 80 characters of [A-Za-z0-9-_]
 STAGING_PREFIX = ".staging/"
 
 
+class InputUnreadable(Exception):
+    """An input the intake may not or cannot read (access denied, deleted, not UTF-8 text): a
+    problem of that sample alone, reported as its `Sample Failed`. `str()` names the object."""
+
+    error_type = "InputUnreadable"
+
+
 class InputStore(Protocol):
+    """The input bucket(s). Every method raises InputUnreadable for an object or bucket it may
+    not read; anything else it raises is a fault of the moment (throttling, a network error)."""
+
     def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
         """Keys directly under `folder` (not in sub-folders) -> their ETags."""
         ...
 
-    def read_text(self, uri: str) -> str: ...
+    def read_text(self, uri: str) -> str:
+        """The object as UTF-8 text."""
+        ...
 
     def etag(self, uri: str) -> str | None:
         """The object's ETag, or None if it does not exist."""
         ...
+
+
+class _Listings:
+    """Folder listings fetched once per plan: a sample sheet's rows cost one listing per folder
+    they name, not one request per row."""
+
+    def __init__(self, store: InputStore, bucket: str, folder: str, listing: dict[str, str]) -> None:
+        self.store = store
+        self._known = {(bucket, folder): listing}
+
+    def etag(self, uri: str) -> str | None:
+        location = S3Uri.parse(uri)
+        where = (location.bucket, location.folder)
+        if where not in self._known:
+            self._known[where] = self.store.list_folder(*where)
+        return self._known[where].get(location.key)
 
 
 @dataclass(frozen=True)
@@ -136,8 +164,7 @@ def _from_sheet(
     sheet: SampleSheet,
     sheet_etag: str,
     wanted: SheetSample | None,
-    store: InputStore,
-    listing: dict[str, str],
+    listings: _Listings,
     bucket: str,
     settings: IntakeSettings,
 ) -> IntakeDecision:
@@ -148,9 +175,7 @@ def _from_sheet(
         inputs = [InputObject(uri=sheet.uri, etag=sheet_etag)]
         missing = []
         for uri in (uri for lane in sample.lanes for uri in lane):
-            location = S3Uri.parse(uri)
-            listed = location.bucket == bucket and location.key in listing
-            etag = listing.get(location.key) if listed else store.etag(uri)
+            etag = listings.etag(uri)
             if etag is None:
                 missing.append(uri)
             else:
@@ -167,6 +192,14 @@ def _from_sheet(
     return decision
 
 
+def _read_sheet(store: InputStore, uri: str) -> SampleSheet:
+    try:
+        text = store.read_text(uri)
+    except InputUnreadable as error:  # deleted, forbidden, not UTF-8: the sheet cannot be used
+        raise SamplesheetError(str(error)) from error
+    return parse_samplesheet(text, uri)
+
+
 def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> IntakeDecision:
     """What to start now that `s3://bucket/key` (already URL-decoded) exists.
 
@@ -177,9 +210,9 @@ def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> 
     folder = folder_of(key)
     if is_samplesheet(key):
         listing = store.list_folder(bucket, folder)
-        sheet = parse_samplesheet(store.read_text(uri), uri)
+        sheet = _read_sheet(store, uri)
         etag = listing.get(key) or store.etag(uri) or ""
-        return _from_sheet(sheet, etag, None, store, listing, bucket, settings)
+        return _from_sheet(sheet, etag, None, _Listings(store, bucket, folder, listing), bucket, settings)
 
     name = parse_fastq_key(key)
     if name is None:
@@ -188,11 +221,12 @@ def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> 
     listing = store.list_folder(bucket, folder)
     sheet_key = folder + SAMPLESHEET_NAME
     if sheet_key in listing:
-        sheet = parse_samplesheet(store.read_text(f"s3://{bucket}/{sheet_key}"), f"s3://{bucket}/{sheet_key}")
+        sheet = _read_sheet(store, f"s3://{bucket}/{sheet_key}")
         for sample in sheet.samples:
             if any(uri in lane for lane in sample.lanes):
                 # the sample sheet owns this file: it starts when all of the sample's rows exist
-                return _from_sheet(sheet, listing[sheet_key], sample, store, listing, bucket, settings)
+                listings = _Listings(store, bucket, folder, listing)
+                return _from_sheet(sheet, listing[sheet_key], sample, listings, bucket, settings)
     paired = pair_sample(name, listing)
     if paired is None:
         reason = f"{uri}: sample {name.sample!r} waits for its mate file(s)"

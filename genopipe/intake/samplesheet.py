@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
 
-from genopipe.contracts import SAMPLE_PATTERN
+from genopipe.contracts import sample_name_problem
 
 REQUIRED_COLUMNS = ("sample", "fastq_1", "fastq_2")
 _FASTQ_SUFFIXES = (".fastq.gz", ".fq.gz")
@@ -68,16 +67,17 @@ def parse_samplesheet(text: str, uri: str) -> SampleSheet:
         if not any(row.values()):
             continue
         sample = row["sample"]
-        if not sample:
-            raise SamplesheetError(f"{where}: sample is empty")
-        if not re.match(SAMPLE_PATTERN, sample):
-            raise SamplesheetError(f"{where}: sample {sample!r} may only hold letters, digits, '.', '_', '-'")
+        problem = sample_name_problem(sample)
+        if problem is not None:
+            raise SamplesheetError(
+                f"{where}: sample {sample!r} {problem}" if sample else f"{where}: sample {problem}"
+            )
         pair = []
         for column in ("fastq_1", "fastq_2"):
             value = row[column]
             if not value:
                 raise SamplesheetError(f"{where}: {column} is empty (genopipe needs paired-end reads)")
-            if not value.endswith(_FASTQ_SUFFIXES):
+            if not value.lower().endswith(_FASTQ_SUFFIXES):
                 raise SamplesheetError(f"{where}: {column} {value!r} does not end in .fastq.gz or .fq.gz")
             resolved = _resolve(value, uri, where)
             if resolved in seen:

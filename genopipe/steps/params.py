@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from genopipe.contracts import SAMPLE_PATTERN, Lane
+from genopipe.contracts import SAMPLE_NAME_MAX, SAMPLE_PATTERN, Lane
 from genopipe.s3uri import S3Uri, S3UriField
 
 
@@ -15,7 +15,7 @@ class StepParams(BaseModel):
     """The common command line of every step (docs/internals.md, "Job steps")."""
 
     model_config = ConfigDict(frozen=True)
-    sample: str = Field(pattern=SAMPLE_PATTERN)
+    sample: str = Field(pattern=SAMPLE_PATTERN, max_length=SAMPLE_NAME_MAX)
     reads: list[Lane] = Field(min_length=1)
     reference: S3UriField
     staging: S3UriField

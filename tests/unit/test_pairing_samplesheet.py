@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from genopipe.intake.pairing import PairingError, is_samplesheet, pair_sample, parse_fastq_key
+from genopipe.contracts import sample_name_problem
+from genopipe.intake.pairing import (
+    PairingError,
+    UnsupportedFastq,
+    is_samplesheet,
+    pair_sample,
+    parse_fastq_key,
+)
 from genopipe.intake.samplesheet import SamplesheetError, parse_samplesheet
 
 
@@ -24,9 +31,61 @@ def test_recognised_names(key: str, sample: str, lane: str, read: int) -> None:
     assert (name.sample, name.lane, name.read) == (sample, lane, read)
 
 
-@pytest.mark.parametrize("key", ["a/reads.fastq.gz", "a/x_R3.fastq.gz", "a/x_R1.fastq", "a/notes.txt"])
+@pytest.mark.parametrize("key", ["a/reads.fastq.gz", "a/x_R3.fastq.gz", "a/notes.txt"])
 def test_unrecognised_names(key: str) -> None:
     assert parse_fastq_key(key) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "sample", "read"),
+    [("run/S1_R1.FASTQ.GZ", "S1", 1), ("S1_2.Fq.Gz", "S1", 2), ("r/HG2_S1_L001_R2_001.FASTQ.gz", "HG2", 2)],
+)
+def test_upper_and_mixed_case_suffixes_are_fastq(key: str, sample: str, read: int) -> None:
+    name = parse_fastq_key(key)
+    assert name is not None and (name.sample, name.read) == (sample, read)
+
+
+@pytest.mark.parametrize(
+    ("key", "what", "fix"),
+    [
+        ("a/x_R1.fastq", "an uncompressed FASTQ", "`gzip x_R1.fastq`"),
+        ("a/x_1.FQ", "an uncompressed FASTQ", "`gzip x_1.FQ`"),
+        ("a/x_R1.fastq.bz2", ".bz2 compression", "`bzip2 -dc x_R1.fastq.bz2 | gzip > x_R1.fastq.gz`"),
+        ("a/x_R2.fq.zst", ".zst compression", "`zstd -dc x_R2.fq.zst | gzip > x_R2.fq.gz`"),
+    ],
+)
+def test_a_fastq_that_is_not_gzipped_is_answered_not_dropped(key: str, what: str, fix: str) -> None:
+    with pytest.raises(UnsupportedFastq) as raised:
+        parse_fastq_key(key)
+    assert str(raised.value).startswith(f"{key}: {what} is not accepted")
+    assert fix in str(raised.value) and raised.value.sample == "x"
+    assert raised.value.error_type == "UnsupportedFormat"
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("run/._R1.fastq.gz", "must not start with '.'"),
+        ("run/.._R1.fastq.gz", "must not start with '.'"),
+        ("run/.staging_R1.fastq.gz", "must not start with '.'"),
+        (f"run/{'a' * 300}_R1.fastq.gz", "is 300 characters long; at most 64"),
+        ("run/my sample_R1.fastq.gz", "may only hold letters, digits"),
+    ],
+)
+def test_sample_names_every_aws_name_can_hold(key: str, problem: str) -> None:
+    with pytest.raises(PairingError, match=problem):
+        parse_fastq_key(key)
+    assert sample_name_problem("a" * 64) is None and sample_name_problem("A-1.b_2") is None
+
+
+@pytest.mark.parametrize(
+    ("sample", "problem"),
+    [(".", "must not start with '.'"), ("..", "must not start with '.'"), ("x" * 65, "at most 64")],
+)
+def test_a_samplesheet_rejects_reserved_and_long_names(sample: str, problem: str) -> None:
+    sheet = f"sample,fastq_1,fastq_2\n{sample},a_1.fq.gz,a_2.fq.gz\n"
+    with pytest.raises(SamplesheetError, match=f"row 2: sample .* {problem}"):
+        parse_samplesheet(sheet, "s3://in/run/samplesheet.csv")
 
 
 def test_bad_sample_name_is_named_in_the_error() -> None:
