@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+from collections import Counter
 from typing import Any
 
 from genopipe.contracts import SampleEvent
 from genopipe.intake.admission import Waiting
+from genopipe.intake.plan import InputUnreadable
 
 
 class Clock:
@@ -27,18 +29,31 @@ class Clock:
 
 
 class MemoryInputStore:
-    """genopipe.intake.plan.InputStore over a dict: `s3://bucket/key` -> (ETag, text)."""
+    """genopipe.intake.plan.InputStore over a dict: `s3://bucket/key` -> (ETag, bytes), with
+    S3InputStore's errors (InputUnreadable for a forbidden bucket, a missing sheet, non-UTF-8) and
+    a count of the requests each method would make."""
 
-    def __init__(self, objects: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(self, objects: dict[str, tuple[str, bytes]] | None = None) -> None:
         self.objects = objects if objects is not None else {}
+        self.forbidden: set[str] = set()  # buckets this store may not read (AccessDenied)
+        self.requests: Counter[str] = Counter()
 
     def put(self, bucket: str, key: str, body: bytes) -> None:
         """As S3 PutObject: the ETag of a single-part upload is the MD5 of its bytes."""
-        text = body.decode("utf-8", errors="replace")
-        self.objects[f"s3://{bucket}/{key}"] = (hashlib.md5(body, usedforsecurity=False).hexdigest(), text)
+        self.objects[f"s3://{bucket}/{key}"] = (hashlib.md5(body, usedforsecurity=False).hexdigest(), body)
+
+    def delete(self, bucket: str, key: str) -> None:
+        del self.objects[f"s3://{bucket}/{key}"]
+
+    def _check(self, uri: str) -> None:
+        bucket = uri.removeprefix("s3://").partition("/")[0]
+        if bucket in self.forbidden:
+            raise InputUnreadable(f"{uri}: access denied")
 
     def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
+        self.requests["list_folder"] += 1
         prefix = f"s3://{bucket}/{folder}"
+        self._check(prefix)
         return {
             uri[len(f"s3://{bucket}/") :]: etag
             for uri, (etag, _) in self.objects.items()
@@ -46,9 +61,18 @@ class MemoryInputStore:
         }
 
     def read_text(self, uri: str) -> str:
-        return self.objects[uri][1]
+        self.requests["read_text"] += 1
+        self._check(uri)
+        if uri not in self.objects:
+            raise InputUnreadable(f"{uri}: no such object")
+        try:
+            return self.objects[uri][1].decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputUnreadable(f"{uri}: not UTF-8 text (byte {error.start})") from error
 
     def etag(self, uri: str) -> str | None:
+        self.requests["etag"] += 1
+        self._check(uri)
         return self.objects[uri][0] if uri in self.objects else None
 
 

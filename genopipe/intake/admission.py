@@ -30,6 +30,7 @@ from genopipe.intake.plan import (
     ExecutionRequest,
     IncompleteSample,
     InputStore,
+    InputUnreadable,
     IntakeDecision,
     IntakeSettings,
     plan,
@@ -77,6 +78,15 @@ class Executions(Protocol):
     def start(self, name: str, input_json: str) -> None:
         """StartExecution; an existing execution of that name is not an error."""
         ...
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An input that can never start: the `Sample Failed` it gets."""
+
+    error_type: str
+    message: str
+    sample: str | None  # None: the sample is not known from the input alone
 
 
 @dataclass(frozen=True)
@@ -146,53 +156,81 @@ class Admission:
 
     def sweep(self, overrides: AdmissionSettings | None = None) -> Outcome:
         """Start the waiting samples that are now complete (and quiet); fail those past the timeout.
-        `overrides`: other timeouts for this sweep only (an operator flushing the ledger now)."""
+        `overrides`: other timeouts for this sweep only (an operator flushing the ledger now).
+
+        Each waiting sample is handled on its own: one that can never start fails alone with its
+        `Sample Failed`; one that meets a fault of the moment waits for the next sweep; neither
+        stops the others. The samples of one sample sheet share one plan per sweep, so a sweep
+        costs one plan per trigger, not one per sample times the sheet's rows."""
         outcome = Outcome()
         limits = overrides or self.admission
+        plans: dict[tuple[str, str], IntakeDecision | Rejection] = {}
         for waiting in self.ledger.waiting():
-            now = self.clock()
-            decision = self._plan(waiting.bucket, waiting.trigger, outcome, forget=waiting)
-            if decision is None:
-                continue
-            mine = [
-                r
-                for r in decision.requests
-                if _identity(r, waiting.bucket, waiting.trigger) == waiting.identity
-            ]
-            if mine:
-                if any(r.lanes_by_name for r in mine) and now - waiting.last_seen < limits.lane_settle_s:
-                    outcome.waiting.append(f"{waiting.reason} (quiet for {now - waiting.last_seen:.0f} s)")
-                    continue
-                for request in mine:
-                    self._start(request, waiting.bucket, waiting.trigger, outcome)
-                continue
-            if now - waiting.first_seen < limits.mate_timeout_s:
-                outcome.waiting.append(waiting.reason)
-                continue
-            if self.ledger.remove_waiting(waiting):  # a file that arrived meanwhile wins
-                message = (
-                    f"{waiting.reason}; {MATE_MISSING} after {now - waiting.first_seen:.0f} s "
-                    f"(timeout {limits.mate_timeout_s:.0f} s): upload it to start the sample"
-                )
-                self.bus.put(
-                    failure_event(waiting.sample, "MateMissing", message, self.settings.pipeline_version)
-                )
-                outcome.rejected.append(message)
+            try:
+                where = (waiting.bucket, waiting.trigger)
+                if where not in plans:
+                    plans[where] = self._plan_or_rejection(*where)
+                self._sweep_one(waiting, plans[where], limits, outcome)
+            except Exception as error:  # a fault of the moment, not the sample's
+                problem = f"{type(error).__name__}: {error}"
+                outcome.waiting.append(f"{waiting.reason} (not checked this sweep: {problem})")
         return outcome
 
-    def _plan(
-        self, bucket: str, key: str, outcome: Outcome, forget: Waiting | None = None
-    ) -> IntakeDecision | None:
+    def _sweep_one(
+        self,
+        waiting: Waiting,
+        decision: IntakeDecision | Rejection,
+        limits: AdmissionSettings,
+        outcome: Outcome,
+    ) -> None:
+        now = self.clock()
+        if isinstance(decision, Rejection):
+            self._reject(decision, waiting.sample, outcome)
+            self.ledger.clear_waiting(waiting.identity)
+            return
+        mine = [
+            r for r in decision.requests if _identity(r, waiting.bucket, waiting.trigger) == waiting.identity
+        ]
+        if mine:
+            if any(r.lanes_by_name for r in mine) and now - waiting.last_seen < limits.lane_settle_s:
+                outcome.waiting.append(f"{waiting.reason} (quiet for {now - waiting.last_seen:.0f} s)")
+                return
+            for request in mine:
+                self._start(request, waiting.bucket, waiting.trigger, outcome)
+            return
+        if now - waiting.first_seen < limits.mate_timeout_s:
+            outcome.waiting.append(waiting.reason)
+            return
+        if self.ledger.remove_waiting(waiting):  # a file that arrived meanwhile wins
+            message = (
+                f"{waiting.reason}; {MATE_MISSING} after {now - waiting.first_seen:.0f} s "
+                f"(timeout {limits.mate_timeout_s:.0f} s): upload it to start the sample"
+            )
+            self.bus.put(
+                failure_event(waiting.sample, "MateMissing", message, self.settings.pipeline_version)
+            )
+            outcome.rejected.append(message)
+
+    def _plan(self, bucket: str, key: str, outcome: Outcome) -> IntakeDecision | None:
+        decision = self._plan_or_rejection(bucket, key)
+        if isinstance(decision, Rejection):
+            self._reject(decision, decision.sample or key, outcome)
+            return None
+        return decision
+
+    def _plan_or_rejection(self, bucket: str, key: str) -> IntakeDecision | Rejection:
         try:
             return plan(bucket, key, self.store, self.settings)
-        except (PairingError, SamplesheetError) as error:
-            sample = getattr(error, "sample", None) or (forget.sample if forget else key)
-            error_type = "InvalidSamplesheet" if isinstance(error, SamplesheetError) else error.error_type
-            self.bus.put(failure_event(sample, error_type, str(error), self.settings.pipeline_version))
-            if forget is not None:
-                self.ledger.clear_waiting(forget.identity)
-            outcome.rejected.append(str(error))
-            return None
+        except SamplesheetError as error:
+            return Rejection("InvalidSamplesheet", str(error), None)
+        except (PairingError, InputUnreadable) as error:
+            return Rejection(error.error_type, str(error), getattr(error, "sample", None))
+
+    def _reject(self, rejection: Rejection, sample: str, outcome: Outcome) -> None:
+        self.bus.put(
+            failure_event(sample, rejection.error_type, rejection.message, self.settings.pipeline_version)
+        )
+        outcome.rejected.append(rejection.message)
 
     def _note(self, incomplete: IncompleteSample, key: str, now: float, settling: bool) -> None:
         self.ledger.note_waiting(

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from genopipe.contracts import sample_name_problem
 
 REQUIRED_COLUMNS = ("sample", "fastq_1", "fastq_2")
+# rows (lanes) one sheet may hold: an intake invocation starts or records every sample of its sheet
+# (~3 AWS calls, ~50 ms, per sample) within the Lambda's 120 s; split a larger run into folders
+MAX_ROWS = 1000
 _FASTQ_SUFFIXES = (".fastq.gz", ".fq.gz")
 
 
@@ -62,6 +65,11 @@ def parse_samplesheet(text: str, uri: str) -> SampleSheet:
     ploidies: dict[str, int | None] = {}
     seen: dict[str, int] = {}
     for row_number, raw in enumerate(reader, start=2):
+        if row_number - 1 > MAX_ROWS:
+            raise SamplesheetError(
+                f"{uri}: row {row_number}: more than {MAX_ROWS} rows; split the run into sample sheets "
+                f"of at most {MAX_ROWS} rows, each in its own folder"
+            )
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         where = f"{uri}: row {row_number}"
         if not any(row.values()):

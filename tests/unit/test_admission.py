@@ -204,3 +204,125 @@ def test_a_samplesheet_that_changes_the_analysis_of_a_started_pair_starts_a_new_
 
     assert second != first
     assert sorted(world.executions()) == sorted([first, second])  # type: ignore[type-var]
+
+
+# ---------------------------------------------------------------------------------------------
+# under real users' mistakes (issue 15): one bad waiting sample never blocks the rest
+
+
+def _waiting_behind_a_bad_one(world: World) -> None:
+    """Oldest first: a sheet sample waiting for a file, then a single-end sample and a lane."""
+    world.put("bad/samplesheet.csv", b"sample,fastq_1,fastq_2\nQ,Q_1.fq.gz,Q_2.fq.gz\n")
+    assert world.admission.on_object(INPUT, "bad/samplesheet.csv").waiting
+    world.clock.now += 10
+    world.put("single/M_R1.fastq.gz", b"m1")
+    assert world.admission.on_object(INPUT, "single/M_R1.fastq.gz").waiting
+    world.clock.now += 10
+    for read in (1, 2):
+        world.put(f"lanes/L_S1_L001_R{read}_001.fastq.gz", b"l%d" % read)
+        world.admission.on_object(INPUT, f"lanes/L_S1_L001_R{read}_001.fastq.gz")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "problem"),
+    [
+        (lambda w: w.store.delete(INPUT, "bad/samplesheet.csv"), "bad/samplesheet.csv: no such object"),
+        (lambda w: w.put("bad/samplesheet.csv", b"sample,fastq_1\xff\n"), "not UTF-8 text"),
+    ],
+    ids=["sheet deleted", "sheet not UTF-8"],
+)
+def test_a_waiting_sample_whose_sheet_went_bad_fails_alone(world: World, spoil: Any, problem: str) -> None:
+    _waiting_behind_a_bad_one(world)
+    spoil(world)
+    world.clock.now += 3600
+    outcome = world.admission.sweep()
+
+    failed = {e.detail.sample: e.detail.error for e in world.bus}
+    assert failed["Q"] is not None and failed["Q"].type == "InvalidSamplesheet"
+    assert problem in failed["Q"].message and f"s3://{INPUT}/bad/samplesheet.csv" in failed["Q"].message
+    assert failed["M"] is not None and failed["M"].type == "MateMissing"  # the ones behind it go on
+    assert len(outcome.started) == 1 and world.execution_input(outcome.started[0])["sample"] == "L"
+    assert world.ledger.waiting() == [] and world.admission.sweep().rejected == []  # reported once
+
+
+def test_a_fault_of_the_moment_skips_one_sample_for_this_sweep_only(world: World) -> None:
+    _waiting_behind_a_bad_one(world)
+    world.clock.now += 3600
+    real = world.store.read_text
+    world.store.read_text = lambda uri: (_ for _ in ()).throw(TimeoutError("read timed out"))  # type: ignore[method-assign]
+    outcome = world.admission.sweep()
+
+    assert any("not checked this sweep: TimeoutError" in reason for reason in outcome.waiting)
+    assert {e.detail.sample for e in world.bus} == {"M"} and len(outcome.started) == 1
+    world.store.read_text = real  # type: ignore[method-assign]
+    assert [e.detail.sample for e in world.bus if e.detail.sample == "Q"] == []
+    world.admission.sweep()
+    assert world.bus[-1].detail.sample == "Q" and world.bus[-1].detail.error is not None
+    assert world.bus[-1].detail.error.type == "MateMissing"
+
+
+def test_a_sheet_naming_a_bucket_we_may_not_read_fails_clearly(world: World) -> None:
+    world.store.forbidden.add("someone-elses")
+    world.put("x/samplesheet.csv", b"sample,fastq_1,fastq_2\nZ,s3://someone-elses/Z_1.fq.gz,Z_2.fq.gz\n")
+    outcome = world.admission.on_object(INPUT, "x/samplesheet.csv")
+
+    (event,) = world.bus
+    assert event.detail.error is not None and event.detail.error.type == "InputUnreadable"
+    assert (
+        "s3://someone-elses/" in event.detail.error.message and "access denied" in event.detail.error.message
+    )
+    assert outcome.rejected and world.executions() == []
+
+
+def test_a_large_sheet_costs_one_listing_per_folder_and_one_plan_per_sweep(world: World) -> None:
+    rows = 1000  # the row limit: each sample waits for its R2
+    sheet = "sample,fastq_1,fastq_2\n" + "".join(f"S{n},S{n}_1.fq.gz,S{n}_2.fq.gz\n" for n in range(rows))
+    for n in range(rows):
+        world.put(f"big/S{n}_1.fq.gz", b"r1")
+    world.put("big/samplesheet.csv", sheet.encode())
+    world.store.requests.clear()
+    assert len(world.admission.on_object(INPUT, "big/samplesheet.csv").waiting) == rows
+    assert world.store.requests == {"list_folder": 1, "read_text": 1}  # no HEAD per row
+
+    world.store.requests.clear()
+    world.clock.now += 60
+    assert len(world.admission.sweep().waiting) == rows
+    assert world.store.requests == {"list_folder": 1, "read_text": 1}  # one plan for 1,000 waiting rows
+
+
+def test_a_sheet_over_the_row_limit_is_rejected_naming_the_limit(world: World) -> None:
+    sheet = "sample,fastq_1,fastq_2\n" + "".join(f"S{n},S{n}_1.fq.gz,S{n}_2.fq.gz\n" for n in range(1001))
+    world.put("huge/samplesheet.csv", sheet.encode())
+    world.admission.on_object(INPUT, "huge/samplesheet.csv")
+
+    (event,) = world.bus
+    assert event.detail.error is not None and event.detail.error.type == "InvalidSamplesheet"
+    assert "row 1002: more than 1000 rows" in event.detail.error.message
+
+
+@pytest.mark.parametrize(
+    ("key", "error_type", "problem"),
+    [
+        ("run/.._R1.fastq.gz", "InvalidInputName", "must not start with '.'"),
+        (f"run/{'n' * 300}_R1.fastq.gz", "InvalidInputName", "at most 64"),
+        ("run/P_R1.fastq", "UnsupportedFormat", "an uncompressed FASTQ is not accepted"),
+        ("run/P_R1.fastq.bz2", "UnsupportedFormat", ".bz2 compression is not accepted"),
+    ],
+)
+def test_unusable_uploads_are_answered_with_sample_failed(
+    world: World, key: str, error_type: str, problem: str
+) -> None:
+    world.put(key, b"@r\nACGT\n+\nIIII\n")
+    outcome = world.admission.on_object(INPUT, key)
+
+    (event,) = world.bus
+    assert event.detail_type == "Sample Failed" and event.detail.error is not None
+    assert event.detail.error.type == error_type and problem in event.detail.error.message
+    assert outcome.rejected and world.executions() == []
+
+
+def test_upper_case_suffixes_start_a_run(world: World) -> None:
+    world.put("uc/U_R1.FASTQ.GZ", b"u1")
+    world.put("uc/U_R2.FASTQ.GZ", b"u2")
+    (name,) = world.admission.on_object(INPUT, "uc/U_R2.FASTQ.GZ").started
+    assert world.execution_input(name)["sample"] == "U"

@@ -31,10 +31,10 @@ POLICY = PollingPolicy(initial_seconds=10, max_seconds=5120)
 
 
 def test_pairing_starts_once_both_mates_exist_with_a_deterministic_name_and_input() -> None:
-    store = MemoryInputStore({"s3://in/run/S1_R1.fastq.gz": ("e1", "")})
+    store = MemoryInputStore({"s3://in/run/S1_R1.fastq.gz": ("e1", b"")})
     waiting = plan("in", "run/S1_R1.fastq.gz", store, SETTINGS)
     assert waiting.requests == [] and "waits for its mate" in waiting.waiting[0]
-    store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e2", "")
+    store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e2", b"")
     first = plan("in", "run/S1_R2.fastq.gz", store, SETTINGS)
     again = plan("in", "run/S1_R1.fastq.gz", store, SETTINGS)
     (request,) = first.requests
@@ -43,7 +43,7 @@ def test_pairing_starts_once_both_mates_exist_with_a_deterministic_name_and_inpu
     assert request.input.reads == [Lane(r1="s3://in/run/S1_R1.fastq.gz", r2="s3://in/run/S1_R2.fastq.gz")]
     assert request.input.staging == f"s3://out/.staging/{request.name}/"
     # a new ETag (the file was replaced) is a new execution
-    store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e3", "")
+    store.objects["s3://in/run/S1_R2.fastq.gz"] = ("e3", b"")
     assert plan("in", "run/S1_R2.fastq.gz", store, SETTINGS).requests[0].name != request.name
 
 
@@ -62,10 +62,10 @@ def test_samplesheet_starts_samples_whose_files_exist_and_owns_its_files() -> No
     sheet = "sample,fastq_1,fastq_2,ploidy\nA,A_1.fq.gz,A_2.fq.gz,1\nB,B_1.fq.gz,B_2.fq.gz,\n"
     store = MemoryInputStore(
         {
-            "s3://in/r/samplesheet.csv": ("es", sheet),
-            "s3://in/r/A_1.fq.gz": ("a1", ""),
-            "s3://in/r/A_2.fq.gz": ("a2", ""),
-            "s3://in/r/B_1.fq.gz": ("b1", ""),
+            "s3://in/r/samplesheet.csv": ("es", sheet.encode()),
+            "s3://in/r/A_1.fq.gz": ("a1", b""),
+            "s3://in/r/A_2.fq.gz": ("a2", b""),
+            "s3://in/r/B_1.fq.gz": ("b1", b""),
         }
     )
     decision = plan("in", "r/samplesheet.csv", store, SETTINGS)
@@ -73,7 +73,7 @@ def test_samplesheet_starts_samples_whose_files_exist_and_owns_its_files() -> No
     assert decision.requests[0].input.ploidy == 1
     assert "s3://in/r/samplesheet.csv" in {i.uri for i in decision.requests[0].input.inputs}
     assert "sample 'B' waits for s3://in/r/B_2.fq.gz" in decision.waiting[0]
-    store.objects["s3://in/r/B_2.fq.gz"] = ("b2", "")
+    store.objects["s3://in/r/B_2.fq.gz"] = ("b2", b"")
     late = plan("in", "r/B_2.fq.gz", store, SETTINGS)
     assert [(r.input.sample, r.input.ploidy) for r in late.requests] == [("B", 2)]
 
