@@ -1,4 +1,5 @@
-"""Scheduled sweep: start waiting samples that are now complete and quiet; report a sample whose
+"""Scheduled sweep: run the intake again for uploads whose intake invocation failed (the intake's
+on-failure queue); start waiting samples that are now complete and quiet; report a sample whose
 mate (or lane, or sample-sheet file) is still missing after the timeout as `Sample Failed`."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from genopipe.aws.admission import from_environment
+from genopipe.aws.failed_uploads import SqsFailedUploads
 from genopipe.intake.admission import AdmissionSettings
 
 logger = Logger()
@@ -19,6 +21,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 ADMISSION = from_environment(os.environ)
+FAILED_UPLOADS = SqsFailedUploads(os.environ["INTAKE_FAILURE_QUEUE_URL"])
 
 
 class SweepRequest(BaseModel):
@@ -46,7 +49,9 @@ class SweepRequest(BaseModel):
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[str]]:
     request = SweepRequest.model_validate(event or {})
-    outcome = ADMISSION.sweep(request.overrides(ADMISSION.admission))
+    outcome = ADMISSION.retry_failed(FAILED_UPLOADS)
+    for name, values in ADMISSION.sweep(request.overrides(ADMISSION.admission)).as_dict().items():
+        getattr(outcome, name).extend(values)
     for name, values in outcome.as_dict().items():
         if values:
             logger.info(name, extra={name: values})

@@ -74,6 +74,26 @@ class Ledger(Protocol):
     def waiting(self) -> list[Waiting]: ...
 
 
+@dataclass(frozen=True)
+class FailedUpload:
+    """An upload whose intake invocation still failed after Lambda's own retries."""
+
+    receipt: str  # to delete it from where it waits
+    bucket: str
+    key: str  # URL-decoded
+    error: str  # what the intake raised
+
+
+class FailedUploads(Protocol):
+    """Where failed intake invocations wait (the intake's on-failure destination)."""
+
+    def receive(self) -> list[FailedUpload]:
+        """Some of the waiting ones (empty when none wait)."""
+        ...
+
+    def delete(self, receipt: str) -> None: ...
+
+
 class Executions(Protocol):
     def start(self, name: str, input_json: str) -> None:
         """StartExecution; an existing execution of that name is not an error."""
@@ -152,6 +172,35 @@ class Admission:
                 outcome.waiting.append(reason)
             else:
                 self._start(request, bucket, key, outcome)
+        return outcome
+
+    def retry_failed(self, failed: FailedUploads, at_most: int = 100) -> Outcome:
+        """Run the intake again for uploads whose intake invocation failed (their S3 event is not
+        lost): each gets its normal answer now, or a `Sample Failed` naming the upload and both
+        errors when it fails again. Handled uploads leave the queue either way."""
+        outcome = Outcome()
+        handled = 0
+        while handled < at_most:
+            batch = failed.receive()
+            if not batch:
+                break
+            for upload in batch:
+                handled += 1
+                try:
+                    for name, values in self.on_object(upload.bucket, upload.key).as_dict().items():
+                        getattr(outcome, name).extend(values)
+                except Exception as error:
+                    message = (
+                        f"s3://{upload.bucket}/{upload.key}: the intake failed on this upload "
+                        f"({upload.error}) and again when retried ({type(error).__name__}: {error}); "
+                        "upload it again to retry"
+                    )
+                    sample = upload.key.rsplit("/", 1)[-1]
+                    self.bus.put(
+                        failure_event(sample, "IntakeFailed", message, self.settings.pipeline_version)
+                    )
+                    outcome.rejected.append(message)
+                failed.delete(upload.receipt)
         return outcome
 
     def sweep(self, overrides: AdmissionSettings | None = None) -> Outcome:

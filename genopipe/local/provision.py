@@ -212,6 +212,20 @@ def _apply_bucket_notifications(template: dict[str, Any], stack_id: str, deploym
         log.debug("local stack: %s notifications: %s", bucket, resolved)
 
 
+def _apply_event_invoke_configs(template: dict[str, Any], stack_id: str) -> None:
+    """moto's CloudFormation has no AWS::Lambda::EventInvokeConfig: set each through the Lambda
+    API (asynchronous retries and the on-failure destination; genopipe.local.async_invoke acts
+    on them)."""
+    stack = cloudformation_backends[DEFAULT_ACCOUNT_ID][_region()].stacks[stack_id]
+    lambda_api = boto3.client("lambda")
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::EventInvokeConfig":
+            continue
+        wanted = clean_json(copy.deepcopy(resource["Properties"]), stack.resource_map)
+        config = {k: v for k, v in wanted.items() if k not in {"FunctionName", "Qualifier"}}
+        lambda_api.put_function_event_invoke_config(FunctionName=wanted["FunctionName"], **config)
+
+
 def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> Deployment:
     """Create the stack in moto from the translated template; returns what was created."""
     _upload_code(translated)
@@ -240,6 +254,7 @@ def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> 
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     deployment = Deployment(STACK_NAME, resources, outputs)
     _apply_bucket_notifications(template, stack_id, deployment)
+    _apply_event_invoke_configs(translated.template, stack_id)
     _hand_state_machines_to_interpreter(template, stack_id, deployment)
     return deployment
 

@@ -11,7 +11,8 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from genopipe.aws import s3
-from genopipe.local import lambdas, server, waits
+from genopipe.local import async_invoke, lambdas, server, waits
+from genopipe.local.async_invoke import AsyncFaults
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.docker import DockerRunner
 from genopipe.local.events import EventCapture
@@ -44,6 +45,9 @@ class StackOptions:
     # seconds between scheduled sweeps: None = the template's SweepSchedule times wait_scale, 0 = none
     sweep_every: float | None = None
     parameters: dict[str, str] = field(default_factory=dict)  # template parameters, as given
+    # fault injection on S3 -> intake: deliveries per upload, fraction of invocations failing once
+    deliveries: int = 1
+    intake_fault_rate: float = 0.0
 
 
 class StackError(Exception):
@@ -125,6 +129,9 @@ class LocalStack:
         self._saved_environment = server.sdk_environment()
         self._server = server.start(self.options.port)
         lambdas.install(translated.code_folders)
+        async_invoke.install(
+            AsyncFaults(self.options.deliveries, self.options.intake_fault_rate, self.options.seed)
+        )
         waits.install(self.options.wait_scale)
         self.batch.install()
         parameters = scaled_parameters(translated.template, self.options.parameters, self.options.wait_scale)
@@ -157,6 +164,7 @@ class LocalStack:
             self._server = None
         self.batch.uninstall()
         lambdas.uninstall()
+        async_invoke.uninstall()
         waits.uninstall()
         if self._saved_environment is not None:
             server.restore_sdk_environment(self._saved_environment)

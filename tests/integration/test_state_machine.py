@@ -18,7 +18,8 @@ from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 
 from genopipe.aws import s3
-from genopipe.local import lambdas, waits
+from genopipe.aws.ledger import DynamoLedger
+from genopipe.local import async_invoke, lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.executors import JobLaunch
 from genopipe.local.provision import deploy
@@ -108,6 +109,7 @@ def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     runner = ScriptedRunner()
     translated = translate(ROOT / "template.yaml")
     lambdas.install(translated.code_folders)
+    async_invoke.install()
     waits.install(0.01)  # the ASL's waits and retry intervals, at 1/100 of real time
     local_batch = LocalBatch(runner, endpoint_url="http://127.0.0.1:1")
     local_batch.install()
@@ -125,6 +127,7 @@ def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         yield Stack(deployment.outputs, runner, queue_url, local_batch)
     finally:
         waits.uninstall()
+        async_invoke.uninstall()
         LambdaFunction._invoke_lambda = original_invoke  # type: ignore[method-assign]
         Job.run = original_run  # type: ignore[method-assign]
 
@@ -268,3 +271,72 @@ def test_transient_lambda_error_is_retried(stack: Stack) -> None:
     assert failed
     failures = [e for e in _history(arn) if e["type"] == "LambdaFunctionFailed"]
     assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == ["Lambda.ServiceException"]
+
+
+def _intake_fails(times: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The intake's ledger write raises its first `times` calls, as DynamoDB throttling would."""
+    raised: list[str] = []
+    real = DynamoLedger.claim
+
+    def claim(self: DynamoLedger, execution: str, sample: str, now: float) -> bool:
+        if len(raised) < times:
+            raised.append(execution)
+            raise RuntimeError("ProvisionedThroughputExceededException (injected)")
+        return real(self, execution, sample, now)
+
+    monkeypatch.setattr(DynamoLedger, "claim", claim)
+    return raised
+
+
+def _sweep(stack: Stack) -> dict[str, Any]:
+    name = next(
+        f["FunctionName"]
+        for f in boto3.client("lambda").list_functions()["Functions"]
+        if "Sweep" in f["FunctionName"]
+    )
+    answer = boto3.client("lambda").invoke(FunctionName=name, Payload=b"{}")
+    return dict(json.loads(answer["Payload"].read()))
+
+
+def _failure_queue(stack: Stack) -> str:
+    (url,) = [u for u in boto3.client("sqs").list_queues()["QueueUrls"] if "IntakeFailureQueue" in u]
+    return str(url)
+
+
+def test_an_intake_that_keeps_failing_loses_no_upload(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    raised = _intake_fails(3, monkeypatch)  # the invocation and Lambda's 2 retries
+    client, bucket = boto3.client("s3"), stack.outputs["InputBucketName"]
+    for read in (1, 2):
+        client.put_object(Bucket=bucket, Key=f"runs/run 1/S1_R{read}.fastq.gz", Body=b"@r\nACGT\n+\nIIII\n")
+    sfn = boto3.client("stepfunctions")
+    assert (
+        len(raised) == 3
+        and sfn.list_executions(stateMachineArn=stack.outputs["StateMachineArn"])["executions"] == []
+    )
+    queued = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=_failure_queue(stack), AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert queued["Attributes"]["ApproximateNumberOfMessages"] == "1"  # Lambda's destination record
+
+    swept = _sweep(stack)  # the sweep runs the intake again for it
+
+    (execution,) = sfn.list_executions(stateMachineArn=stack.outputs["StateMachineArn"])["executions"]
+    assert swept["started"] == [execution["name"]]
+    assert _wait(execution["executionArn"])["status"] == "SUCCEEDED"
+    assert boto3.client("sqs").receive_message(QueueUrl=_failure_queue(stack)).get("Messages") is None
+
+
+def test_an_upload_the_intake_can_never_handle_gets_sample_failed(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _intake_fails(10, monkeypatch)
+    client, bucket = boto3.client("s3"), stack.outputs["InputBucketName"]
+    for read in (1, 2):
+        client.put_object(Bucket=bucket, Key=f"runs/S2_R{read}.fastq.gz", Body=b"@r\nACGT\n+\nIIII\n")
+    swept = _sweep(stack)
+
+    (message,) = swept["rejected"]
+    assert message.startswith(f"s3://{bucket}/runs/S2_R2.fastq.gz: the intake failed on this upload")
+    assert "ProvisionedThroughputExceededException" in message and "upload it again to retry" in message
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Failed" and event["detail"]["error"]["type"] == "IntakeFailed"
