@@ -82,6 +82,7 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.claimed: dict[str, str] = {}
         self.entries: dict[str, Waiting] = {}
+        self.runs: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def claim(self, execution: str, sample: str, now: float) -> bool:
@@ -112,6 +113,14 @@ class MemoryLedger:
     def waiting(self) -> list[Waiting]:
         with self._lock:
             return sorted(self.entries.values(), key=lambda w: w.first_seen)
+
+    def record_run(self, identity: str, inputs: dict[str, str]) -> None:
+        with self._lock:
+            self.runs[identity] = dict(inputs)
+
+    def last_run(self, identity: str) -> dict[str, str] | None:
+        with self._lock:
+            return self.runs.get(identity)
 
 
 class MemoryExecutions:

@@ -4,12 +4,16 @@
   with `expires_at` after Step Functions' own 90-day name retention.
 - `waiting#s3://<bucket>/<folder><sample>`: a sample that has not started yet, with the times it
   was first and last seen; deleted when it starts or is reported.
+- `run#s3://<bucket>/<folder><sample>`: the FASTQ objects (URI -> ETag) of the sample's newest run,
+  to tell a re-upload in progress (some files replaced, some not yet) from a new sample.
 - `submit#<token>`: a step's Batch job was (being) submitted (genopipe.jobs.submission): the claim
   time and, once submitted, the job id; expires like an execution's entry.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -24,7 +28,7 @@ else:
     DynamoDBClient = Any
 
 EXECUTION_RETENTION_S = 90 * 24 * 3600
-_EXECUTION, _WAITING, _SUBMIT = "execution#", "waiting#", "submit#"
+_EXECUTION, _WAITING, _SUBMIT, _RUN = "execution#", "waiting#", "submit#", "run#"
 
 
 @sdk_client
@@ -123,6 +127,23 @@ class DynamoLedger:
                     )
                 )
         return sorted(found, key=lambda w: w.first_seen)
+
+    def record_run(self, identity: str, inputs: dict[str, str]) -> None:
+        client().put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": _RUN + identity},
+                "inputs": {"S": json.dumps(inputs, sort_keys=True)},
+                "expires_at": {"N": str(int(time.time()) + EXECUTION_RETENTION_S)},
+            },
+        )
+
+    def last_run(self, identity: str) -> dict[str, str] | None:
+        item = client().get_item(
+            TableName=self.table, Key={"pk": {"S": _RUN + identity}}, ConsistentRead=True
+        )
+        found = item.get("Item")
+        return None if found is None else dict(json.loads(found["inputs"]["S"]))
 
 
 class DynamoSubmissions:

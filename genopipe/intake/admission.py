@@ -73,6 +73,14 @@ class Ledger(Protocol):
 
     def waiting(self) -> list[Waiting]: ...
 
+    def record_run(self, identity: str, inputs: dict[str, str]) -> None:
+        """The FASTQ objects (URI -> ETag) the sample's newest run started with."""
+        ...
+
+    def last_run(self, identity: str) -> dict[str, str] | None:
+        """What `record_run` recorded last for the sample, or None."""
+        ...
+
 
 @dataclass(frozen=True)
 class FailedUpload:
@@ -166,13 +174,32 @@ class Admission:
             self._note(incomplete, key, now, settling=False)
             outcome.waiting.append(incomplete.reason)
         for request in decision.requests:
-            if request.lanes_by_name and self.admission.lane_settle_s > 0:
-                reason = f"s3://{bucket}/{key}: sample {request.input.sample!r} waits for more lanes"
+            reason = self._settle_reason(request, bucket, key) if self.admission.lane_settle_s > 0 else None
+            if reason is not None:
                 self._note(_incomplete_of(request, bucket, key, reason), key, now, settling=True)
                 outcome.waiting.append(reason)
             else:
                 self._start(request, bucket, key, outcome)
         return outcome
+
+    def _settle_reason(self, request: ExecutionRequest, bucket: str, key: str) -> str | None:
+        """Why a complete sample waits for a quiet period first, or None to start it now: its lanes
+        were paired by name (more may be uploading), or it is being re-uploaded and only some of
+        its files were replaced so far (its new R1 must not start a run with the old R2)."""
+        sample = f"s3://{bucket}/{key}: sample {request.input.sample!r}"
+        if request.lanes_by_name:
+            return f"{sample} waits for more lanes"
+        previous = self.ledger.last_run(_identity(request, bucket, key))
+        current = _fastqs(request)
+        if previous is None or set(previous) != set(current) or previous == current:
+            return None
+        unchanged = sorted(uri for uri in current if previous[uri] == current[uri])
+        if not unchanged:
+            return None  # every file is new: a complete re-upload
+        return (
+            f"{sample} is being re-uploaded: waits for {', '.join(unchanged)} to be replaced too "
+            f"(or starts with it as it is after {self.admission.lane_settle_s:.0f} s without a new file)"
+        )
 
     def retry_failed(self, failed: FailedUploads, at_most: int = 100) -> Outcome:
         """Run the intake again for uploads whose intake invocation failed (their S3 event is not
@@ -241,7 +268,7 @@ class Admission:
             r for r in decision.requests if _identity(r, waiting.bucket, waiting.trigger) == waiting.identity
         ]
         if mine:
-            if any(r.lanes_by_name for r in mine) and now - waiting.last_seen < limits.lane_settle_s:
+            if waiting.settling and now - waiting.last_seen < limits.lane_settle_s:
                 outcome.waiting.append(f"{waiting.reason} (quiet for {now - waiting.last_seen:.0f} s)")
                 return
             for request in mine:
@@ -298,8 +325,15 @@ class Admission:
     def _start(self, request: ExecutionRequest, bucket: str, key: str, outcome: Outcome) -> None:
         first = self.ledger.claim(request.name, request.input.sample, self.clock())
         self.executions.start(request.name, request.input_json())  # idempotent: repairs a lost start
-        self.ledger.clear_waiting(_identity(request, bucket, key))
+        identity = _identity(request, bucket, key)
+        if first:
+            self.ledger.record_run(identity, _fastqs(request))
+        self.ledger.clear_waiting(identity)
         (outcome.started if first else outcome.duplicates).append(request.name)
+
+
+def _fastqs(request: ExecutionRequest) -> dict[str, str]:
+    return {i.uri: i.etag for i in request.input.inputs if not is_samplesheet(i.uri)}
 
 
 def _identity(request: ExecutionRequest, bucket: str, key: str) -> str:

@@ -53,10 +53,43 @@ def test_identical_reupload_is_a_duplicate_and_new_content_is_a_new_run(world: W
     (first,) = world.admission.on_object(INPUT, "re/B_2.fq.gz").started
     world.put("re/B_2.fq.gz", b"r2")  # the same bytes again: the same ETag
     assert world.admission.on_object(INPUT, "re/B_2.fq.gz").duplicates == [first]
+    world.put("re/B_1.fq.gz", b"r1, corrected")  # a whole new pair: a new run at once
     world.put("re/B_2.fq.gz", b"r2, corrected")
     (second,) = world.admission.on_object(INPUT, "re/B_2.fq.gz").started
 
-    assert second != first and sorted(world.executions()) == sorted([first, second])  # type: ignore[type-var]
+    assert second != first and sorted(world.executions()) == sorted([first, second])
+
+
+def test_a_reupload_of_one_mate_waits_for_the_other(world: World) -> None:
+    world.put("re/C_R1.fastq.gz", b"old r1")
+    world.put("re/C_R2.fastq.gz", b"old r2")
+    (first,) = world.admission.on_object(INPUT, "re/C_R2.fastq.gz").started
+    world.clock.now += 3600
+    world.put("re/C_R1.fastq.gz", b"new r1")  # new data: R1 first ...
+    outcome = world.admission.on_object(INPUT, "re/C_R1.fastq.gz")
+    assert outcome.started == [] and "is being re-uploaded" in outcome.waiting[0]
+    assert f"waits for s3://{INPUT}/re/C_R2.fastq.gz to be replaced too" in outcome.waiting[0]
+    world.clock.now += 20
+    assert world.admission.sweep().started == []  # never the new R1 with the old R2
+    world.put("re/C_R2.fastq.gz", b"new r2")  # ... and R2 20 s later
+    (second,) = world.admission.on_object(INPUT, "re/C_R2.fastq.gz").started
+
+    assert world.executions() == [first, second] and world.ledger.waiting() == []
+    etags = {i["uri"]: i["etag"] for i in world.execution_input(second)["inputs"]}
+    assert etags == {uri: etag for uri, (etag, _) in world.store.objects.items()}
+
+
+def test_replacing_only_one_mate_on_purpose_starts_after_the_quiet_period(world: World) -> None:
+    world.put("re/D_R1.fastq.gz", b"r1")
+    world.put("re/D_R2.fastq.gz", b"r2")
+    (first,) = world.admission.on_object(INPUT, "re/D_R2.fastq.gz").started
+    world.put("re/D_R2.fastq.gz", b"r2, corrected")
+    assert world.admission.on_object(INPUT, "re/D_R2.fastq.gz").started == []
+    world.clock.now += 299
+    assert world.admission.sweep().started == []
+    world.clock.now += 2
+    (second,) = world.admission.sweep().started
+    assert second != first and world.executions() == [first, second]
 
 
 def test_a_missing_mate_is_reported_once_after_the_timeout(world: World) -> None:
