@@ -1,11 +1,14 @@
 """Reliability benchmarks on the local stack (issue 6), too slow for `make test`:
 
 - burst: N small samples dropped into the input bucket at once; all must complete; intake latency
-  (upload of the second mate -> execution start) median and p95, and the total time;
+  (upload of the second mate -> execution start) median and p95, and the total time; with
+  `--deliveries 2 --intake-fault-rate 0.1` every S3 event is delivered twice and 10% of intake
+  invocations fail their first try (genopipe.local.async_invoke): still exactly N executions.
+  Every sample's outcome is recorded (and the reason of any that did not complete);
 - spot: N samples with `--reclaim-rate 0.3` vs the same samples without faults; all complete,
   attempts per job, On-Demand fallbacks, and whether every VCF equals the fault-free one.
 
-    .venv/bin/python bench/reliability.py burst --samples 100
+    .venv/bin/python bench/reliability.py burst --samples 100 [--deliveries 2 --intake-fault-rate 0.1]
     .venv/bin/python bench/reliability.py spot --samples 20
 
 Results are merged into bench/results/reliability.json.
@@ -31,7 +34,7 @@ from harness import vcf_records
 from genopipe.aws import s3
 from genopipe.local.batch import JobUpdate
 from genopipe.local.cli import quiet_logs
-from genopipe.local.sample_run import EventWaiter, upload_sample
+from genopipe.local.sample_run import EventWaiter, RunError, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
 from genopipe.s3uri import S3Uri
@@ -72,7 +75,13 @@ def drop_all(stack: LocalStack, samples: dict[str, SimulatedSample], timeout_s: 
     started = time.time()
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(drop, samples))
-    events = {name: waiter.wait(timeout_s) for name, waiter in waiters.items()}
+    deadline = started + timeout_s
+    events: dict[str, dict[str, Any] | None] = {}
+    for name, waiter in waiters.items():
+        try:
+            events[name] = waiter.wait(max(1.0, deadline - time.time()))
+        except RunError:
+            events[name] = None
     total = time.time() - started
     sfn = boto3.client("stepfunctions")
     machine = stack.deployment.outputs["StateMachineArn"]
@@ -81,29 +90,57 @@ def drop_all(stack: LocalStack, samples: dict[str, SimulatedSample], timeout_s: 
         for execution in page["executions"]:
             starts.setdefault(execution["name"].rsplit("-", 1)[0], execution["startDate"].timestamp())
     latencies = [max(0.0, starts[name] - uploaded[name]) for name in samples if name in starts]
-    completed = [n for n, e in events.items() if e["detail-type"] == "Sample Completed"]
+    completed = [n for n, e in events.items() if e is not None and e["detail-type"] == "Sample Completed"]
     return {"events": events, "total_s": total, "latencies": latencies, "completed": completed}
 
 
-def burst(count: int) -> dict[str, Any]:
+def outcome_of(event: dict[str, Any] | None) -> dict[str, Any]:
+    """One sample's end: its event, and why when it did not complete."""
+    if event is None:
+        return {
+            "outcome": "no event",
+            "reason": "no Sample Completed / Sample Failed event before the timeout",
+        }
+    error = event["detail"].get("error")
+    if error is None:
+        return {"outcome": event["detail-type"]}
+    return {
+        "outcome": event["detail-type"],
+        "reason": f"{error['step']}: {error['type']}: {error['message']}",
+    }
+
+
+def burst(count: int, deliveries: int, intake_fault_rate: float, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         samples = make_samples(Path(tmp), count)
-        with LocalStack(StackOptions(port=free_port(), reference=samples["s000"].reference)) as stack:
+        options = StackOptions(
+            port=free_port(),
+            reference=samples["s000"].reference,
+            deliveries=deliveries,
+            intake_fault_rate=intake_fault_rate,
+            seed=seed,
+        )
+        with LocalStack(options) as stack:
             outcome = drop_all(stack, samples, timeout_s=7200)
-            executions = len(
-                [
-                    e
-                    for page in boto3.client("stepfunctions")
-                    .get_paginator("list_executions")
-                    .paginate(stateMachineArn=stack.deployment.outputs["StateMachineArn"])
-                    for e in page["executions"]
-                ]
-            )
+            names = [
+                e["name"]
+                for page in boto3.client("stepfunctions")
+                .get_paginator("list_executions")
+                .paginate(stateMachineArn=stack.deployment.outputs["StateMachineArn"])
+                for e in page["executions"]
+            ]
     latencies = outcome["latencies"]
+    per_sample = {name: outcome_of(event) for name, event in sorted(outcome["events"].items())}
+    for name in per_sample:
+        per_sample[name]["executions"] = sum(1 for e in names if e.rsplit("-", 1)[0] == name)
     return {
         "samples": count,
+        "deliveries_per_upload": deliveries,
+        "intake_fault_rate": intake_fault_rate,
         "completed": len(outcome["completed"]),
-        "executions": executions,
+        "executions": len(names),
+        "not_completed": {n: o for n, o in per_sample.items() if o["outcome"] != "Sample Completed"},
+        "per_sample": per_sample,
         "intake_latency_s": {
             "median": round(statistics.median(latencies), 3),
             "p95": round(percentile(latencies, 0.95), 3),
@@ -201,10 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--reclaim-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--deliveries", type=int, default=1, help="burst: deliveries of each S3 event")
+    parser.add_argument(
+        "--intake-fault-rate",
+        type=float,
+        default=0.0,
+        help="burst: fraction of intake invocations failing once",
+    )
     args = parser.parse_args(argv)
     quiet_logs(False)
     if args.kind == "burst":
-        result = burst(args.samples or 100)
+        result = burst(args.samples or 100, args.deliveries, args.intake_fault_rate, args.seed)
     else:
         result = spot(args.samples or 20, args.reclaim_rate, args.seed)
     record(args.kind, result)
