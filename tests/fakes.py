@@ -1,4 +1,4 @@
-"""In-memory implementations of the domain's ports, for unit tests.
+"""In-memory implementations of the domain's ports, for unit tests, and a hypothetical step.
 
 Each behaves as its AWS adapter promises (genopipe.aws.*): the ledger's writes are conditional,
 StartExecution is idempotent by name and input, the input store answers with ETags. The
@@ -16,6 +16,7 @@ from typing import Any
 from genopipe.contracts import SampleEvent
 from genopipe.intake.admission import Waiting
 from genopipe.intake.plan import InputUnreadable
+from genopipe.pipeline import StepSpec
 
 
 class Clock:
@@ -161,3 +162,14 @@ class MemoryStaging:
 
     def read_json(self, uri: str) -> Any:
         return self.objects[uri]
+
+
+# a step the pipeline does not have: tests add it to copies of the table and plan
+ANNOTATE = StepSpec(
+    name="annotate",
+    purpose="a hypothetical step, only in these tests",
+    vcpus=2,
+    memory_mib=4096,
+    timeout_seconds=3600,
+    scratch_gb_per_input_gb=0.0,
+)

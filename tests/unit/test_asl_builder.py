@@ -13,20 +13,12 @@ from typing import Any
 
 import pytest
 
-from genopipe.pipeline import PLAN, STEPS, Parallel, Stage, StepSpec
+from genopipe.pipeline import PLAN, STEPS, Parallel, Stage
+from tests.fakes import ANNOTATE
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDER = ROOT / "statemachine" / "build.py"
 ASL = ROOT / "statemachine" / "pipeline.asl.json"
-
-ANNOTATE = StepSpec(
-    name="annotate",
-    purpose="a hypothetical step, only in these tests",
-    vcpus=2,
-    memory_mib=4096,
-    timeout_seconds=3600,
-    scratch_gb_per_input_gb=0.0,
-)
 
 
 @pytest.fixture(scope="module")

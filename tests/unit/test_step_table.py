@@ -14,6 +14,7 @@ import pytest
 
 from genopipe.local.template import load
 from genopipe.pipeline import STEPS, StepSpec, step
+from tests.fakes import ANNOTATE
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -125,16 +126,6 @@ def template_drift(template: dict[str, Any], steps: tuple[StepSpec, ...]) -> lis
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return load(TEMPLATE)
-
-
-ANNOTATE = StepSpec(
-    name="annotate",
-    purpose="a hypothetical step, only in these tests",
-    vcpus=2,
-    memory_mib=4096,
-    timeout_seconds=3600,
-    scratch_gb_per_input_gb=0.0,
-)
 
 
 def test_every_job_definition_and_repository_matches_its_row(template: dict[str, Any]) -> None:
