@@ -51,6 +51,20 @@ LAMBDA_RETRY: tuple[dict[str, Any], ...] = (
 )
 
 
+# the job Lambdas' own errors of the moment, before any Catch: AWS throttling or a 5xx after the
+# SDK's retries (genopipe.aws.clients.AwsUnavailable) and a Lambda timeout (`Sandbox.Timedout`;
+# older runtimes report `Lambda.Unknown`). Safe: submit_job is idempotent, check_job only reads.
+# Up to ~10 minutes of tries, so a sample that ran for hours does not fail on one throttled call.
+JOB_LAMBDA_RETRY: dict[str, Any] = {
+    "ErrorEquals": ["AwsUnavailable", "Sandbox.Timedout", "Lambda.Unknown"],
+    "IntervalSeconds": 10,
+    "BackoffRate": 2.0,
+    "MaxAttempts": 6,
+    "MaxDelaySeconds": 300,
+    "JitterStrategy": "FULL",
+}
+
+
 def _lambda_task(
     comment: str,
     function: str,
@@ -59,6 +73,7 @@ def _lambda_task(
     on_error: str,
     then: State,
     error_path: str = "$.error",
+    retry: tuple[dict[str, Any], ...] = LAMBDA_RETRY,
 ) -> State:
     """A Task invoking one of the stack's Lambdas; any error it still raises goes to `on_error`."""
     return {
@@ -67,7 +82,7 @@ def _lambda_task(
         "Resource": f"${{{function}Arn}}",
         **feed,
         "ResultPath": result_path,
-        "Retry": copy.deepcopy(list(LAMBDA_RETRY)),
+        "Retry": copy.deepcopy(list(retry)),
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": on_error}],
         **then,
     }
@@ -106,6 +121,7 @@ def _submit(spec: StepSpec, on_demand: bool) -> State:
         job,
         f"{spec.title}Failed",
         {"Next": f"Wait{spec.title}"},
+        retry=(*LAMBDA_RETRY, JOB_LAMBDA_RETRY),
     )
 
 
@@ -122,6 +138,7 @@ def step_states(spec: StepSpec, on_success: str, on_failure: str) -> States:
             job,
             f"{title}Failed",
             {"Next": f"{title}Status"},
+            retry=(*LAMBDA_RETRY, JOB_LAMBDA_RETRY),
         ),
         f"{title}Status": {
             "Type": "Choice",

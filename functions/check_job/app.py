@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe.aws import batch
+from genopipe.aws.clients import unavailable_is_retried
 from genopipe.contracts import JobState
 from genopipe.jobs.backoff import policy_from_env
 from genopipe.jobs.status import JobFailed, advance
@@ -28,7 +29,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = JobState.model_validate(event)
     logger.append_keys(step=state.step, job_id=state.job_id, capacity=state.capacity)
     try:
-        updated = advance(state, batch.describe(state.job_id), POLICY, batch.log_tail)
+        with unavailable_is_retried():
+            updated = advance(state, batch.describe(state.job_id), POLICY, batch.log_tail)
     except JobFailed as error:
         logger.warning("job failed", extra={"problem": str(error)})
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)

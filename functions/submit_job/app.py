@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from genopipe.aws import batch
+from genopipe.aws.clients import unavailable_is_retried
 from genopipe.aws.ledger import DynamoSubmissions
 from genopipe.contracts import SubmitRequest
 from genopipe.jobs.backoff import policy_from_env
@@ -33,7 +34,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SubmitRequest.model_validate(event)
     logger.append_keys(sample=request.input.sample, step=request.step, capacity=request.capacity)
     spec = job_spec(request)
-    submission = submit_once(request, spec, SUBMISSIONS, LOOKUP, batch.submit, time.time)
+    with unavailable_is_retried():
+        submission = submit_once(request, spec, SUBMISSIONS, LOOKUP, batch.submit, time.time)
     job_id = submission.job_id
     if not submission.first:  # a retried invocation: the job an earlier one submitted
         logger.info("job already submitted", extra={"job_id": job_id, "job_queue": spec.job_queue})

@@ -14,9 +14,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import Job
 
+from genopipe.aws import batch as batch_adapter
 from genopipe.aws import s3
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.local import async_invoke, lambdas, waits
@@ -340,3 +342,24 @@ def test_an_upload_the_intake_can_never_handle_gets_sample_failed(
     assert "ProvisionedThroughputExceededException" in message and "upload it again to retry" in message
     (event,) = stack.events()
     assert event["detail-type"] == "Sample Failed" and event["detail"]["error"]["type"] == "IntakeFailed"
+
+
+def test_a_throttled_check_is_retried_not_failed(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, throttled = batch_adapter.describe, []
+
+    def describe(job_id: str) -> Any:
+        if not throttled:
+            throttled.append(job_id)
+            error = {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}
+            raise ClientError(error, "DescribeJobs")  # type: ignore[arg-type]
+        return real(job_id)
+
+    monkeypatch.setattr(batch_adapter, "describe", describe)
+    arn = _drop_sample(stack)
+
+    assert _wait(arn)["status"] == "SUCCEEDED" and throttled
+    failures = [e for e in _history(arn) if e["type"] == "LambdaFunctionFailed"]
+    assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == ["AwsUnavailable"]
+    assert (
+        "DescribeJobs: TooManyRequestsException" in failures[0]["lambdaFunctionFailedEventDetails"]["cause"]
+    )

@@ -67,7 +67,12 @@ def test_the_lambda_retry_is_one_definition_used_by_every_task(build: ModuleType
     tasks = text.count('"Type": "Task"')
     assert tasks == 20  # six steps x (Submit, Check, SubmitOnDemand) + NotifySuccess + NotifyFailure
     assert text.count('"Lambda.TooManyRequestsException"') == tasks
-    assert list(build.LAMBDA_RETRY) == json.loads(text)["States"]["SubmitAlign"]["Retry"]
+    states = json.loads(text)["States"]
+    job_retry = [*build.LAMBDA_RETRY, build.JOB_LAMBDA_RETRY]
+    assert states["SubmitAlign"]["Retry"] == states["CheckAlign"]["Retry"] == job_retry
+    assert states["NotifySuccess"]["Retry"] == list(build.LAMBDA_RETRY)
+    # the job Lambdas' errors of the moment are retried before the Catch sends the sample to fail
+    assert text.count('"AwsUnavailable"') == 18  # six steps x (Submit, Check, SubmitOnDemand)
 
 
 def test_a_step_added_after_call_gets_its_states_chained_between_call_and_report(
@@ -90,7 +95,7 @@ def test_a_step_added_after_call_gets_its_states_chained_between_call_and_report
     assert submit["Parameters"]["step"] == "annotate"
     assert submit["Parameters"]["job_definition"] == "${AnnotateJobDefinitionArn}"
     assert submit["ResultPath"] == "$.jobs.annotate"
-    assert submit["Retry"] == list(build.LAMBDA_RETRY)
+    assert submit["Retry"] == [*build.LAMBDA_RETRY, build.JOB_LAMBDA_RETRY]
     assert submit["Catch"][0]["Next"] == "AnnotateFailed"
     assert submit["Next"] == "WaitAnnotate"
     assert states["WaitAnnotate"] == {
