@@ -16,6 +16,7 @@ Step = Literal["validate", "reference", "qc", "align", "call", "report"]
 STEPS: tuple[Step, ...] = ("validate", "reference", "qc", "align", "call", "report")
 Capacity = Literal["spot", "on-demand"]
 Aligner = Literal["minimap2", "bwa"]
+Caller = Literal["bcftools", "freebayes"]
 SAMPLE_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 EVENT_SOURCE = "genopipe"
@@ -80,6 +81,7 @@ class PipelineInput(_Model):
     reference: str
     aligner: Aligner = "minimap2"
     ploidy: Literal[1, 2] = 2
+    caller: Caller = "freebayes"
     staging: str  # s3://<output bucket>/.staging/<execution name>/
     output_bucket: str
     inputs: list[InputObject]  # every input object with its ETag (provenance, and the execution name)

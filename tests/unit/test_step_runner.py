@@ -32,8 +32,9 @@ def test_params_parse_the_common_command_line() -> None:
     p = params()
     assert p.reads[0].r1 == S3Uri("in", "a b/x_R1.fastq.gz")
     assert p.staging == S3Uri("out", ".staging/exec/")  # always a folder
-    assert (p.aligner, p.ploidy) == ("minimap2", 2)
+    assert (p.aligner, p.ploidy, p.caller) == ("minimap2", 2, "freebayes")
     assert params(aligner="bwa", ploidy=1).ploidy == 1
+    assert params(caller="bcftools").caller == "bcftools"
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,7 @@ def test_params_parse_the_common_command_line() -> None:
         {"reference": "s3://bucket-only/"},
         {"aligner": "bowtie2"},
         {"ploidy": 3},
+        {"caller": "gatk"},
     ],
 )
 def test_params_reject_bad_values(overrides: dict[str, object]) -> None:
