@@ -55,7 +55,7 @@ def test_soft_filters_depend_on_ploidy_and_caller() -> None:
     assert diploid["LowQual"] == "QUAL < 10"
     freebayes = dict(soft_filters(2, "freebayes"))
     assert list(freebayes) == ["LowQual", "StrandBias", "PlacementBias", "LowDepth", "LowAltFrac"]
-    assert freebayes["LowQual"] == "QUAL < 1 || QUAL / INFO/AO < 10"
+    assert freebayes["LowQual"] == "QUAL < 1"
     assert freebayes["StrandBias"] == "INFO/SAF = 0 || INFO/SAR = 0"
     assert freebayes["PlacementBias"] == "INFO/RPL <= 1 || INFO/RPR <= 1"
 
