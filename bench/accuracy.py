@@ -90,6 +90,7 @@ FILTER_SETS: dict[str, FilterChanges] = {
              "LowAltFrac": None, "SnpGap": None},
     "default": {},  # the step's filters, as written in its VCF
     "qual3": {"LowQual": 3},
+    "qual10": {"LowQual": 10},
     "qual20": {"LowQual": 20},
     "strict (QUAL<30, DP<10)": {"LowQual": 30, "LowDepth": 10},
     "no SnpGap": {"SnpGap": None},

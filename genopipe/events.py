@@ -81,7 +81,7 @@ class PipelineInput(_Model):
     reference: str
     aligner: Aligner = "minimap2"
     ploidy: Literal[1, 2] = 2
-    caller: Caller = "freebayes"
+    caller: Caller = "bcftools"
     staging: str  # s3://<output bucket>/.staging/<execution name>/
     output_bucket: str
     inputs: list[InputObject]  # every input object with its ETag (provenance, and the execution name)

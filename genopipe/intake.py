@@ -41,7 +41,7 @@ class IntakeSettings:
     aligner: Aligner
     pipeline_version: str
     default_ploidy: int = 2
-    default_caller: Caller = "freebayes"
+    default_caller: Caller = "bcftools"
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def execution_name(
     pipeline_version: str,
     lanes: list[Lane] | None = None,
     ploidy: int = 2,
-    caller: str = "freebayes",
+    caller: str = "bcftools",
 ) -> str:
     """A function of what decides the results: the sample, its FASTQ objects (URI and ETag), their
     pairing into lanes, the ploidy, the caller and the pipeline version. Not of how the sample was

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--staging", required=True, help="s3:// prefix the step reads from and writes to")
     parser.add_argument("--aligner", default="minimap2", help="minimap2 (default) or bwa")
     parser.add_argument("--ploidy", default="2", help="1 or 2 (default 2)")
-    parser.add_argument("--caller", default="freebayes", help="bcftools or freebayes (default freebayes)")
+    parser.add_argument("--caller", default="bcftools", help="bcftools (default) or freebayes")
 
 
 def parse_params(args: argparse.Namespace) -> StepParams:

@@ -52,7 +52,7 @@ def test_soft_filters_depend_on_ploidy_and_caller() -> None:
     diploid, haploid = dict(soft_filters(2, "bcftools")), dict(soft_filters(1, "bcftools"))
     assert list(diploid) == ["LowQual", "LowDepth", "LowAltFrac"]
     assert diploid["LowAltFrac"].endswith("< 0.15") and haploid["LowAltFrac"].endswith("< 0.5")
-    assert diploid["LowQual"] == "QUAL < 10"
+    assert diploid["LowQual"] == "QUAL < 3"
     freebayes = dict(soft_filters(2, "freebayes"))
     assert list(freebayes) == ["LowQual", "StrandBias", "PlacementBias", "LowDepth", "LowAltFrac"]
     assert freebayes["LowQual"] == "QUAL < 1"
