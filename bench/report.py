@@ -254,8 +254,32 @@ def accuracy_section(accuracy: dict[str, Any] | None, img: str) -> list[str]:
         "",
         *recommendation_lines(rec),
         "",
+        *target_lines(accuracy),
     ]
     return lines
+
+
+HG002_TARGETS = {"snp": 0.94, "indel": 0.77}  # issue 14: the default chain on the HG002 window
+
+
+def target_lines(accuracy: dict[str, Any]) -> list[str]:
+    hg002 = accuracy.get("callers", {}).get("hg002")
+    if not hg002:
+        return []
+    default = accuracy.get("default_caller", "bcftools")
+    parts = []
+    for caller, result in hg002.items():
+        f1 = {k: result["filters"]["default"][k]["f1"] for k in ("snp", "indel")}
+        met = all(f1[k] is not None and f1[k] >= target for k, target in HG002_TARGETS.items())
+        shipped = " (the default)" if caller == default else ""
+        parts.append(
+            f"{caller}{shipped} SNP {f1['snp']} / indel {f1['indel']}: {'met' if met else 'NOT met'}"
+        )
+    return [
+        f"**Targets** (HG002 window, default filters, SNP F1 >= {HG002_TARGETS['snp']} and indel F1 >= "
+        f"{HG002_TARGETS['indel']}): " + "; ".join(parts) + ".",
+        "",
+    ]
 
 
 def row(dataset: str, chain: str, name: str, f: dict[str, Any]) -> str:
