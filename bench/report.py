@@ -54,12 +54,12 @@ def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
     """Errors (false negatives stacked on false positives, SNPs + indels) per chain and filter set:
     F1 is within a hair of 1 almost everywhere, the counts show the differences."""
     results = accuracy["results"]
-    datasets = [d for d in ("sim30", "sim15", "ebov") if d in results]
-    filters = list(accuracy["filter_sets"])
+    datasets = [d for d in ("sim30", "sim15", "ebov", "hg002") if d in results]
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.2), squeeze=False)
     for col, dataset in enumerate(datasets):
         ax = axes[0][col]
         aligners = list(results[dataset])
+        filters = list(results[dataset][aligners[0]]["filters"])
         width = 0.8 / len(aligners)
         for i, aligner in enumerate(aligners):
             per_filter = [results[dataset][aligner]["filters"][f] for f in filters]
@@ -71,7 +71,7 @@ def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
             bars = ax.bar(xs, fns, width, bottom=fps, color=colour, alpha=0.55, label=f"{aligner} FN")
             f1 = [f"{ratio(m['snp']['f1'])}/{ratio(m['indel']['f1'])}" for m in per_filter]
             ax.bar_label(bars, labels=f1, fontsize=6, rotation=90, padding=2)
-        ax.set_xticks(range(len(filters)), [f.split(" ")[0] for f in filters], fontsize=8)
+        ax.set_xticks(range(len(filters)), [f.split(" ")[0] for f in filters], fontsize=7, rotation=45)
         runs = [m for a in aligners for m in results[dataset][a]["filters"].values()]
         if not any(m[k][e] for m in runs for k in ("snp", "indel") for e in ("fp", "fn")):
             ax.text(0.5, 0.5, "no errors with any chain or filter set", transform=ax.transAxes,
@@ -86,7 +86,11 @@ def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle("Errors per chain and filter set (labels: SNP F1 / indel F1); lower is better", fontsize=10)
+    fig.suptitle(
+        f"Errors per chain and filter set, caller {accuracy.get('default_caller', 'bcftools')} "
+        "(labels: SNP F1 / indel F1); lower is better",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -94,7 +98,7 @@ def plot_accuracy(accuracy: dict[str, Any], path: Path) -> None:
 
 def plot_qual_sweep(accuracy: dict[str, Any], path: Path) -> None:
     results = accuracy["results"]
-    datasets = [d for d in ("sim30", "sim15") if d in results]
+    datasets = [d for d in ("sim30", "sim15", "hg002") if d in results]
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.6), squeeze=False)
     for col, dataset in enumerate(datasets):
         ax = axes[0][col]
@@ -105,11 +109,11 @@ def plot_qual_sweep(accuracy: dict[str, Any], path: Path) -> None:
                 values = [point[kind][metric] for point in sweep]
                 values = [float("nan") if v is None else v for v in values]
                 ax.plot(quals, values, style, marker="o", ms=3, color=colour, label=f"{kind} {metric}")
-        ax.axvline(10, color="grey", lw=0.8, ls=":")
-        low, high = ax.get_ylim()
-        ax.text(10.5, (low + high) / 2, "default\nQUAL<10", fontsize=7, color="grey", va="center")
         ax.set_xlabel("LowQual threshold (QUAL <)")
-        ax.set_title(f"{dataset}, minimap2: precision/recall vs QUAL filter", fontsize=10)
+        ax.set_title(
+            f"{dataset}, minimap2 + {accuracy.get('default_caller', 'bcftools')}: precision/recall vs QUAL",
+            fontsize=10,
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -204,28 +208,44 @@ def accuracy_section(accuracy: dict[str, Any] | None, img: str) -> list[str]:
     lines += [f"| {name} | {d['description']} |" for name, d in accuracy["datasets"].items()]
     lines += [
         "",
-        "Filter sets: the call step's own soft filters (`genopipe/steps/call.py`) with other "
-        "thresholds; shown for ploidy 2 (with ploidy 1 `LowAltFrac` is < 0.5):",
+        "Filter sets: the call step's own soft filters (`genopipe/steps/call.py`) with some changed; "
+        "shown for ploidy 2 (with ploidy 1 `LowAltFrac` is < 0.5). `SnpGap`/`IndelGap` are "
+        "`bcftools filter -g`/`-G` windows:",
         "",
     ]
-    for name, filters in accuracy["filter_sets"].items():
-        shown = "; ".join(f"`{n}` {e}" for n, e in filters) or "no filter (every call PASSes)"
-        lines.append(f"- **{name}**: {shown}")
-    lines += [
-        "",
+    for caller, sets in accuracy["filter_sets"].items():
+        lines.append(f"- {caller}:")
+        for name, spec in sets.items():
+            shown = "; ".join(f"`{n}` {e}" for n, e in spec["filters"])
+            shown += "".join(f"; `{n}` {w} bp" for n, w in spec.get("gap_filters", {}).items())
+            lines.append(f"  - **{name}**: {shown.strip('; ') or 'no filter (every call PASSes)'}")
+    header = [
         "| data set | chain | filters | SNP P | SNP R | SNP F1 | indel P | indel R | indel F1 | FP | FN |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    default_caller = accuracy.get("default_caller", "bcftools")
+    lines += ["", f"Every chain with the default caller ({default_caller}):", "", *header]
     for dataset, per_aligner in accuracy["results"].items():
         for aligner, result in per_aligner.items():
-            for name, f in result["filters"].items():
-                s, i = f["snp"], f["indel"]
-                lines.append(
-                    f"| {dataset} | {aligner} | {name} | {pct(s['precision'])} | {pct(s['recall'])} | "
-                    f"{s['f1'] if s['f1'] is not None else 'n/a'} | {pct(i['precision'])} | "
-                    f"{pct(i['recall'])} | {i['f1'] if i['f1'] is not None else 'n/a'} | "
-                    f"{s['fp'] + i['fp']} | {s['fn'] + i['fn']} |"
-                )
+            lines += [
+                row(dataset, f"{aligner} + {default_caller}", name, f)
+                for name, f in result["filters"].items()
+            ]
+    if accuracy.get("callers"):
+        lines += [
+            "",
+            "Both callers on the same minimap2 BAM; `hap F1` is genopipe.truth.evaluate's haplotype-aware "
+            "comparison (SNP / indel):",
+            "",
+            header[0].replace("| FP | FN |", "| FP | FN | hap F1 |"),
+            header[1] + "---|",
+        ]
+        for dataset, per_caller in accuracy["callers"].items():
+            for caller, result in per_caller.items():
+                for name, f in result["filters"].items():
+                    hap = "/".join(ratio(f[k].get("haplotype", {}).get("f1")) for k in ("snp", "indel"))
+                    lines.append(row(dataset, f"minimap2 + {caller}", name, f) + f" {hap} |")
+        lines += ["", *error_class_table(accuracy["callers"])]
     rec = accuracy["recommendation"]
     lines += [
         "",
@@ -233,11 +253,91 @@ def accuracy_section(accuracy: dict[str, Any] | None, img: str) -> list[str]:
         "",
         f"![QUAL sweep]({img}/bench-qual-sweep.png)",
         "",
-        f"**Defaults chosen from the data.** Rule: {rec['rule']}. Mean F1 per filter set: "
-        + ", ".join(f"{k} {v}" for k, v in rec["mean_f1"].items())
-        + f". Highest: **{rec['best']}**. Verdict: {rec['verdict']}.",
+        *recommendation_lines(rec),
+        "",
+        *target_lines(accuracy),
+    ]
+    return lines
+
+
+HG002_TARGETS = {"snp": 0.94, "indel": 0.77}  # issue 14: the default chain on the HG002 window
+
+
+def target_lines(accuracy: dict[str, Any]) -> list[str]:
+    hg002 = accuracy.get("callers", {}).get("hg002")
+    if not hg002:
+        return []
+    default = accuracy.get("default_caller", "bcftools")
+    parts = []
+    for caller, result in hg002.items():
+        f1 = {k: result["filters"]["default"][k]["f1"] for k in ("snp", "indel")}
+        met = all(f1[k] is not None and f1[k] >= target for k, target in HG002_TARGETS.items())
+        shipped = " (the default)" if caller == default else ""
+        parts.append(
+            f"{caller}{shipped} SNP {f1['snp']} / indel {f1['indel']}: {'met' if met else 'NOT met'}"
+        )
+    return [
+        f"**Targets** (HG002 window, default filters, SNP F1 >= {HG002_TARGETS['snp']} and indel F1 >= "
+        f"{HG002_TARGETS['indel']}): " + "; ".join(parts) + ".",
         "",
     ]
+
+
+def row(dataset: str, chain: str, name: str, f: dict[str, Any]) -> str:
+    s, i = f["snp"], f["indel"]
+    return (
+        f"| {dataset} | {chain} | {name} | {pct(s['precision'])} | {pct(s['recall'])} | "
+        f"{s['f1'] if s['f1'] is not None else 'n/a'} | {pct(i['precision'])} | "
+        f"{pct(i['recall'])} | {i['f1'] if i['f1'] is not None else 'n/a'} | "
+        f"{s['fp'] + i['fp']} | {s['fn'] + i['fn']} |"
+    )
+
+
+ERROR_CLASSES = ("homopolymer", "tandem_repeat", "near_another_variant", "low_depth", "no_truth_within_1kb",
+                 "none_of_these")  # fmt: skip
+
+
+def error_class_table(callers: dict[str, Any]) -> list[str]:
+    lines = [
+        "Errors of the default filters by class (an error can be in several; homopolymer: a run of >= 6 "
+        "identical bases touching it; tandem repeat: a 2-6 bp unit repeated >= 3 times; near another "
+        "variant: a PASS call or truth record within 10 bp; low depth: < 10 reads of MAPQ >= 20; no truth "
+        "within 1 kb: a false call far from every truth record, likely outside the truth's extent):",
+        "",
+        "| data set | caller | errors | total | "
+        + " | ".join(c.replace("_", " ") for c in ERROR_CLASSES)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(ERROR_CLASSES),
+    ]
+    for dataset, per_caller in callers.items():
+        for caller, result in per_caller.items():
+            classes = result["filters"]["default"].get("error_classes")
+            if not classes:
+                continue
+            for kind in ("fp", "fn"):
+                counts = classes[kind]["counts"]
+                cells = " | ".join(str(counts.get(c, 0)) for c in ERROR_CLASSES)
+                lines.append(
+                    f"| {dataset} | {caller} | {kind.upper()} | {classes[kind]['total']} | {cells} |"
+                )
+    return lines
+
+
+def recommendation_lines(rec: dict[str, Any]) -> list[str]:
+    if "candidates" not in rec:  # an accuracy.json written before the caller comparison
+        return [f"**Defaults chosen from the data.** Rule: {rec['rule']}. Verdict: {rec['verdict']}."]
+    deciding = rec["deciding_dataset"]
+    ranked = sorted(rec["candidates"].items(), key=lambda item: -(item[1].get(deciding) or 0))
+    lines = [
+        f"**Defaults chosen from the data.** Rule: {rec['rule']}. Chosen: **{rec['best']}** "
+        f"(shipped: {rec['shipped']}; {'the same' if rec['matches_shipped_default'] else 'DIFFERENT'}).",
+        "",
+        f"| caller / filters | mean F1 {deciding} | eligible | why not |",
+        "|---|---|---|---|",
+    ]
+    for key, cand in ranked:
+        why = "; ".join(cand["why_not"])
+        lines.append(f"| {key} | {cand.get(deciding)} | {'yes' if cand['eligible'] else 'no'} | {why} |")
     return lines
 
 
@@ -454,6 +554,13 @@ def headline(results: Path) -> dict[str, Any]:
         if ebov:
             out["ebov_minimap2_default"] = {k: ebov[k]["f1"] for k in ("snp", "indel")}
         out["filter_recommendation"] = accuracy["recommendation"]["best"]
+        if "default_caller" in accuracy:
+            out["default_caller"] = accuracy["default_caller"]
+        hg002 = accuracy.get("callers", {}).get("hg002", {})
+        for caller, result in hg002.items():
+            out[f"hg002_minimap2_{caller}_default"] = {
+                k: result["filters"]["default"][k]["f1"] for k in ("snp", "indel")
+            }
     if speed:
         if speed.get("aligner_ratio"):
             ratio = speed["aligner_ratio"]

@@ -26,6 +26,7 @@ def _known_step(name: str) -> str:
 StepName = Annotated[str, AfterValidator(_known_step)]  # a row of genopipe.pipeline.STEPS
 Capacity = Literal["spot", "on-demand"]
 Aligner = Literal["minimap2", "bwa"]
+Caller = Literal["bcftools", "freebayes"]
 SAMPLE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
 # every name a sample flows into must hold it: Batch job names (128, with `-<step>`), tags (256),
 # the readable part of Step Functions execution names (80, with a 33-character digest)
@@ -109,6 +110,7 @@ class PipelineInput(_Model):
     reference: str
     aligner: Aligner = "minimap2"
     ploidy: Literal[1, 2] = 2
+    caller: Caller = "bcftools"
     staging: str  # s3://<output bucket>/.staging/<execution name>/
     output_bucket: str
     inputs: list[InputObject]  # every input object with its ETag (provenance, and the execution name)

@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A packages=(
   [minimap2]=minimap2 [bwa]=bwa [samtools]=samtools [bcftools]=bcftools [tabix]=tabix
   [bgzip]=tabix [fastp]=fastp [dwgsim]=dwgsim [seqkit]=seqkit [pigz]=pigz
+  [freebayes]=freebayes [vcfallelicprimitives]=libvcflib-tools
   [node]=nodejs [npm]=npm
 )
 missing=()

@@ -20,6 +20,7 @@ def from_environment(environ: Mapping[str, str]) -> Admission:
         output_bucket=environ["OUTPUT_BUCKET"],
         reference=environ["REFERENCE_URI"],
         aligner="bwa" if environ.get("ALIGNER") == "bwa" else "minimap2",
+        default_caller="freebayes" if environ.get("CALLER") == "freebayes" else "bcftools",
         pipeline_version=__version__,
     )
     admission = AdmissionSettings(

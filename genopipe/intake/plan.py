@@ -2,8 +2,8 @@
 
 No AWS in here: the bucket is reached through the `InputStore` port (genopipe.aws.input_store
 adapts S3). The execution name is a function of the sample, its FASTQ objects (keys, ETags), lanes,
-ploidy and the pipeline version only, so a duplicate or re-delivered S3 event, or a sample sheet
-restating a pair that already started, starts nothing new.
+ploidy, caller and the pipeline version only, so a duplicate or re-delivered S3 event, or a sample
+sheet restating a pair that already started, starts nothing new.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from genopipe.contracts import Aligner, InputObject, Lane, PipelineInput
+from genopipe.contracts import Aligner, Caller, InputObject, Lane, PipelineInput
 from genopipe.intake.pairing import SAMPLESHEET_NAME, is_samplesheet, pair_sample, parse_fastq_key
 from genopipe.intake.samplesheet import SampleSheet, SamplesheetError, SheetSample, parse_samplesheet
 from genopipe.s3uri import S3Uri, folder_of
@@ -70,6 +70,7 @@ class IntakeSettings:
     aligner: Aligner
     pipeline_version: str
     default_ploidy: int = 2
+    default_caller: Caller = "bcftools"
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,13 @@ def execution_name(
     pipeline_version: str,
     lanes: list[Lane] | None = None,
     ploidy: int = 2,
+    caller: str = "bcftools",
 ) -> str:
     """A function of what decides the results: the sample, its FASTQ objects (URI and ETag), their
-    pairing into lanes, the ploidy and the pipeline version. Not of how the sample was announced:
-    a `samplesheet.csv` that arrives after its pair started, listing the same files for the same
-    sample and ploidy, names the same execution (so starts nothing new); one that changes the
-    sample name, the files, their pairing or the ploidy names a new one."""
+    pairing into lanes, the ploidy, the caller and the pipeline version. Not of how the sample was
+    announced: a `samplesheet.csv` that arrives after its pair started, listing the same files for
+    the same sample, ploidy and caller, names the same execution (so starts nothing new); one that
+    changes the sample name, the files, their pairing, the ploidy or the caller names a new one."""
     fastqs = sorted((i.uri, i.etag) for i in inputs if not is_samplesheet(i.uri))
     material = json.dumps(
         {
@@ -128,6 +130,7 @@ def execution_name(
             "inputs": fastqs,
             "lanes": [(str(lane.r1), str(lane.r2)) for lane in lanes or []],
             "ploidy": ploidy,
+            "caller": caller,
             "version": pipeline_version,
         },
         sort_keys=True,
@@ -144,14 +147,17 @@ def _request(
     inputs: list[InputObject],
     ploidy: int,
     settings: IntakeSettings,
+    caller: Caller | None = None,
 ) -> ExecutionRequest:
-    name = execution_name(sample, bucket, inputs, settings.pipeline_version, lanes, ploidy)
+    caller = caller or settings.default_caller
+    name = execution_name(sample, bucket, inputs, settings.pipeline_version, lanes, ploidy, caller)
     pipeline_input = PipelineInput(
         sample=sample,
         reads=lanes,
         reference=settings.reference,
         aligner=settings.aligner,
         ploidy=ploidy,  # type: ignore[arg-type]  # validated by the model: 1 or 2
+        caller=caller,
         staging=f"s3://{settings.output_bucket}/{STAGING_PREFIX}{name}/",
         output_bucket=settings.output_bucket,
         inputs=sorted(inputs, key=lambda i: i.uri),
@@ -188,7 +194,8 @@ def _from_sheet(
             continue
         lanes = [Lane(r1=S3Uri.parse(r1), r2=S3Uri.parse(r2)) for r1, r2 in sample.lanes]
         ploidy = sample.ploidy or settings.default_ploidy
-        decision.requests.append(_request(sample.sample, bucket, lanes, inputs, ploidy, settings))
+        caller = sample.caller or settings.default_caller
+        decision.requests.append(_request(sample.sample, bucket, lanes, inputs, ploidy, settings, caller))
     return decision
 
 

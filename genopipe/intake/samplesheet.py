@@ -1,4 +1,5 @@
-"""`samplesheet.csv` in nf-core's form: columns `sample,fastq_1,fastq_2`, optional `ploidy`; one row
+"""`samplesheet.csv` in nf-core's form: columns `sample,fastq_1,fastq_2`, optional `ploidy` and
+`caller`; one row
 per lane, several rows with the same sample are that sample's lanes (in row order).
 
 FASTQ paths are `s3://bucket/key` URIs or keys relative to the sample sheet's folder. Every
@@ -10,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from typing import cast, get_args
 
-from genopipe.contracts import sample_name_problem
+from genopipe.contracts import Caller, sample_name_problem
 
 REQUIRED_COLUMNS = ("sample", "fastq_1", "fastq_2")
+CALLERS: tuple[str, ...] = get_args(Caller)
 # rows (lanes) one sheet may hold: an intake invocation starts or records every sample of its sheet
 # (~3 AWS calls, ~50 ms, per sample) within the Lambda's 120 s; split a larger run into folders
 MAX_ROWS = 1000
@@ -29,6 +32,7 @@ class SheetSample:
     sample: str
     lanes: tuple[tuple[str, str], ...]  # (R1, R2) as s3:// URIs, in row order
     ploidy: int | None  # None: the pipeline default
+    caller: Caller | None = None  # None: the stack's `Caller`
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ def parse_samplesheet(text: str, uri: str) -> SampleSheet:
         raise SamplesheetError(f"{uri}: row 1: missing column(s) {needed} (need sample,fastq_1,fastq_2)")
     lanes: dict[str, list[tuple[str, str]]] = {}
     ploidies: dict[str, int | None] = {}
+    callers: dict[str, Caller | None] = {}
     seen: dict[str, int] = {}
     for row_number, raw in enumerate(reader, start=2):
         if row_number - 1 > MAX_ROWS:
@@ -96,10 +101,15 @@ def parse_samplesheet(text: str, uri: str) -> SampleSheet:
         if sample in ploidies and ploidies[sample] != ploidy:
             raise SamplesheetError(f"{where}: ploidy {ploidy} differs from an earlier row of {sample!r}")
         ploidies[sample] = ploidy
+        caller = _caller(row.get("caller", ""), where)
+        if sample in callers and callers[sample] != caller:
+            raise SamplesheetError(f"{where}: caller {caller} differs from an earlier row of {sample!r}")
+        callers[sample] = caller
         lanes.setdefault(sample, []).append((pair[0], pair[1]))
     if not lanes:
         raise SamplesheetError(f"{uri}: no samples (the sheet has a header but no rows)")
-    return SampleSheet(uri, tuple(SheetSample(s, tuple(lanes[s]), ploidies[s]) for s in lanes))
+    samples = tuple(SheetSample(s, tuple(lanes[s]), ploidies[s], callers[s]) for s in lanes)
+    return SampleSheet(uri, samples)
 
 
 def _ploidy(value: str, where: str) -> int | None:
@@ -108,3 +118,11 @@ def _ploidy(value: str, where: str) -> int | None:
     if value not in {"1", "2"}:
         raise SamplesheetError(f"{where}: ploidy {value!r} must be 1 or 2")
     return int(value)
+
+
+def _caller(value: str, where: str) -> Caller | None:
+    if not value:
+        return None
+    if value not in CALLERS:
+        raise SamplesheetError(f"{where}: caller {value!r} must be {' or '.join(CALLERS)}")
+    return cast(Caller, value)

@@ -67,7 +67,7 @@ def batch_job_name(sample: str, step: str) -> str:
 
 def job_spec(request: SubmitRequest) -> JobSpec:
     """SubmitJob arguments; the parameters fill the job definition's `Ref::` placeholders
-    (docs/internals.md: sample, reads, reference, staging, aligner, ploidy)."""
+    (docs/internals.md: sample, reads, reference, staging, aligner, ploidy, caller)."""
     pipeline = request.input
     reads = json.dumps([lane.model_dump() for lane in pipeline.reads], separators=(",", ":"))
     return JobSpec(
@@ -81,6 +81,7 @@ def job_spec(request: SubmitRequest) -> JobSpec:
             "staging": pipeline.staging,
             "aligner": pipeline.aligner,
             "ploidy": str(pipeline.ploidy),
+            "caller": pipeline.caller,
         },
         tags={
             "genopipe:sample": pipeline.sample,

@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--reference", type=Path, required=True, help="reference FASTA (plain or bgzipped)")
     run.add_argument("--ploidy", type=int, choices=[1, 2], help="1 or 2 (default: the pipeline's, 2)")
     run.add_argument(
+        "--caller", choices=["bcftools", "freebayes"], help="variant caller (default: the stack's Caller)"
+    )
+    run.add_argument(
         "--out", type=Path, default=Path("genopipe-results"), help="where outputs are downloaded"
     )
     run.add_argument(
@@ -169,6 +172,7 @@ def run_sample(args: argparse.Namespace) -> int:
         args.ploidy,
         args.out,
         args.timeout,
+        caller=args.caller,
     )
     print(format_summary(outcome.event, outcome.elapsed_s, outcome.files))
     print(json.dumps(outcome.event, separators=(",", ":")), flush=True)

@@ -43,17 +43,18 @@ def check_reads(r1: Path, r2: Path) -> None:
 
 
 def upload_sample(
-    stack: LocalStack, r1: Path, r2: Path, sample: str, ploidy: int | None = None
+    stack: LocalStack, r1: Path, r2: Path, sample: str, ploidy: int | None = None, caller: str | None = None
 ) -> list[S3Uri]:
     """Drop the pair into the input bucket the way a user would, so the S3 notification starts it.
 
     The reads go to `<sample>/<sample>_R1.fastq.gz` / `_R2` (named so the intake pairs them); with
-    a ploidy, a `samplesheet.csv` that says so is put in the folder first."""
+    a ploidy or a caller, a `samplesheet.csv` that says so is put in the folder first."""
     folder = S3Uri(stack.input_bucket, f"{sample}/")
     names = [f"{sample}_R{read}{_suffix(path)}" for read, path in ((1, r1), (2, r2))]
     uploaded = []
-    if ploidy is not None:
-        sheet = f"sample,fastq_1,fastq_2,ploidy\n{sample},{names[0]},{names[1]},{ploidy}\n"
+    if ploidy is not None or caller is not None:
+        sheet = "sample,fastq_1,fastq_2,ploidy,caller\n"
+        sheet += f"{sample},{names[0]},{names[1]},{ploidy or ''},{caller or ''}\n"
         sheet_uri = folder.join("samplesheet.csv")
         s3.write_bytes(sheet_uri, sheet.encode(), content_type="text/csv")
         uploaded.append(sheet_uri)
@@ -118,6 +119,7 @@ def run_one(
     out: Path,
     timeout_s: float,
     progress: Progress | None = None,
+    caller: str | None = None,
 ) -> RunOutcome:
     """Start a stack, put one sample through it, download its outputs, stop the stack."""
     check_reads(r1, r2)
@@ -127,7 +129,7 @@ def run_one(
         waiter = EventWaiter(stack, sample)
         progress.start()
         started = progress.elapsed()
-        upload_sample(stack, r1, r2, sample, ploidy)
+        upload_sample(stack, r1, r2, sample, ploidy, caller)
         progress.say(f"{sample}  uploaded to s3://{stack.input_bucket}/{sample}/")
         try:
             event = waiter.wait(timeout_s)

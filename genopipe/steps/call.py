@@ -1,74 +1,173 @@
-"""call: BAM -> normalised, soft-filtered, bgzipped and tabix-indexed VCF.
+"""call: BAM -> normalised, soft-filtered, bgzipped and tabix-indexed VCF, by bcftools or freebayes.
 
-One stream: `bcftools mpileup -a AD,DP` | `bcftools call -m -v --ploidy <1|2>`
-| `bcftools norm -f <ref> -m -any` (left-aligned, multi-allelic records split)
-| `bcftools filter` (one per soft filter below) | `bgzip`, then `tabix -p vcf`.
+The caller is the `--caller` parameter (the stack's `Caller`, or a sample sheet's `caller` column);
+`DEFAULT_CALLER` is the one bench/accuracy.py's rule chose (BENCHMARKS.md, section 1): freebayes
+with its author's filters scores higher on the real HG002 reads (SNP F1 0.94 vs 0.91), but its
+`PlacementBias` filter, which buys that, drops true hets with few alternate reads, so on the
+simulated 15x sample it loses ~12% of SNP recall; bcftools keeps every simulated set and EBOV.
+
+bcftools, one stream: `bcftools mpileup -a AD,ADF,ADR,DP` | `bcftools call -m -v --ploidy <1|2>`
+| `bcftools norm -f <ref> -m -any` (left-aligned, multi-allelic records split) | the soft filters.
+mpileup keeps bcftools 1.16's defaults (BAQ on, base quality >= 1 after BAQ: since 1.13 the default
+is `-Q 1`, not 13; `-Q 13`, the old default, lowered SNP F1 on the HG002 reads; duplicates and
+secondary alignments skipped) with mapping quality >= 20 and a depth cap of 10000 (viral samples
+run deep). `-E` (recompute BAQ) and `call --prior` changed no call on those reads, so they are not
+set; the `-X 1.12` indel profile (-h100 -m1 -F0.002) lost a third of the indels.
+
+freebayes, per region (one process per contig of the reference's .fai, as many at once as the job
+has threads; freebayes is single-threaded and without `-r` it walks the whole reference), its own
+defaults and `--ploidy`, then, as its authors document: `vcfallelicprimitives -kg` (complex and MNP
+alleles into SNPs and indels, keeping INFO and genotypes) | `bcftools sort` | `bcftools norm -f
+<ref> -m -any` | `bcftools +fill-tags -t AN,AC` (the split leaves stale counts) | `bcftools view -i
+'GT="alt"'` (freebayes also writes sites it genotypes as reference) | the soft filters.
+freebayes needs an uncompressed FASTA: the BGZF reference is decompressed into scratch (its .fai
+holds offsets into the uncompressed text, so it serves both).
 
 Soft filters (a failing record keeps its line, with the filter's name in FILTER; the rest PASS):
 
-- `LowQual`: QUAL < 10, i.e. less than 90% confidence that there is a variant (at 30x a true
-  het with only 6 of 28 reads can score ~10-20, so 20 would cost ~3% of SNP recall).
+- `LowQual`: bcftools: QUAL < 3, i.e. less than 50% confidence that there is a variant. The
+  threshold was 10 until bench/accuracy.py compared them: on the real HG002 reads QUAL < 3 kept
+  one more true SNP (and one more false one), on the simulated 15x sample it kept ~2% more true
+  SNPs (true hets at 15x often score 3-10), and EBOV is unchanged; 20 costs SNP recall everywhere.
+  freebayes: QUAL < 1, the threshold freebayes's author gives for dropping hopeless sites. His
+  further `QUAL / AO > 10` is not used: measured, it removed no false call on the HG002 reads once
+  the filters below applied, and cost 22% of SNP and half of indel recall on a simulated 30x
+  sample (its simulated base qualities put QUAL / AO of true hets near 9).
+- `StrandBias` (freebayes): SAF = 0 or SAR = 0, the alternate allele seen on one strand only
+  (freebayes's author's filter: a strand-specific artefact, e.g. a chemistry or alignment error).
+- `PlacementBias` (freebayes): RPL <= 1 or RPR <= 1, at most one alternate read extending to the
+  left or to the right of the allele (freebayes's author's filter: alleles seen only near read ends,
+  typical of mis-aligned read ends in repeats and adapters).
 - `LowDepth`: FORMAT/DP < 5: too few reads to tell a variant from sequencing errors.
 - `LowAltFrac`: alt reads / (ref + alt reads), from FORMAT/AD, < 0.15 with ploidy 2 or < 0.5
   with ploidy 1. A het sits near 0.5 and a haploid call is the majority allele; lower fractions
   are errors, mismapped reads or (in a haploid sample) a minority population.
-
-mpileup keeps its defaults (BAQ on, base quality >= 13, duplicates and secondary alignments
-skipped) with mapping quality >= 20 and a depth cap of 10000 (viral samples run deep).
+- `SnpGap`: a SNP within 3 bp of an indel (`bcftools filter -g 3`, as in the bcftools
+  variant-calling how-to and samtools' old varFilter `-w 3`): mis-aligned reads around an indel
+  show up as SNPs next to it. Measured: no change on the benchmark's BAMs (on a BAM aligned
+  without the qc step's trimming it removed 5 false SNPs on HG002 for 1 true one). The how-to's
+  companion `-G 10` (IndelGap) is not used: it cost 5 of 41 true indels on HG002.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from genopipe.aws import s3
 from genopipe.steps import reference
 from genopipe.steps.runner import Step
-from genopipe.steps.tools import Tool
+from genopipe.steps.tools import Pipeline, StepError, Tool
 
-MIN_QUAL = 10
+CALLERS = ("bcftools", "freebayes")
+DEFAULT_CALLER = "bcftools"
+MIN_QUAL = {"bcftools": 3, "freebayes": 1}
 MIN_DEPTH = 5
 MIN_ALT_FRACTION = {1: 0.5, 2: 0.15}
+SNP_GAP = 3
 MIN_MAPPING_QUALITY = 20
 MAX_DEPTH = 10000
 
 
-def soft_filters(ploidy: int) -> list[tuple[str, str]]:
-    """(FILTER name, bcftools exclude expression), applied in this order."""
+def soft_filters(ploidy: int, caller: str = DEFAULT_CALLER) -> list[tuple[str, str]]:
+    """(FILTER name, bcftools exclude expression), applied in this order; `SnpGap` follows them."""
     alt_fraction = "FMT/AD[0:1] / (FMT/AD[0:0] + FMT/AD[0:1])"
+    if caller == "freebayes":
+        caller_filters = [
+            ("LowQual", f"QUAL < {MIN_QUAL['freebayes']}"),
+            ("StrandBias", "INFO/SAF = 0 || INFO/SAR = 0"),
+            ("PlacementBias", "INFO/RPL <= 1 || INFO/RPR <= 1"),
+        ]
+    else:
+        caller_filters = [("LowQual", f"QUAL < {MIN_QUAL['bcftools']}")]
     return [
-        ("LowQual", f"QUAL < {MIN_QUAL}"),
+        *caller_filters,
         ("LowDepth", f"FMT/DP < {MIN_DEPTH}"),
         ("LowAltFrac", f"{alt_fraction} < {MIN_ALT_FRACTION[ploidy]}"),
     ]
 
 
+def filter_tools(ploidy: int, caller: str, subject: object) -> list[Tool]:
+    """The soft filters as a chain of `bcftools filter` (BCF in, BCF out), `SnpGap` last."""
+    tools = [
+        Tool(["bcftools", "filter", "-m", "+", "-s", name, "-e", expression, "-Ou"], subject)
+        for name, expression in soft_filters(ploidy, caller)
+    ]
+    tools.append(Tool(["bcftools", "filter", "-m", "+", "-g", str(SNP_GAP), "-Ou"], subject))
+    return tools
+
+
+def regions(fai: Path) -> list[str]:
+    """The reference's contigs, from its .fai: freebayes's regions (one process each)."""
+    return [line.split("\t", 1)[0] for line in fai.read_text().splitlines() if line.strip()]
+
+
 def run(step: Step) -> None:
     ref = reference.load(step)
     files = step.files
-    fasta, _, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
+    fasta, fai, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
     bam_uri = step.staged(files.bam)
     bam = step.fetch(bam_uri, "in", files.bam)
     step.fetch(step.staged(files.bai), "in", files.bai)
     vcf = step.path("out", files.vcf)
 
-    mpileup = Tool(
-        [
-            "bcftools", "mpileup", "-f", str(fasta), "-a", "FORMAT/AD,FORMAT/DP",
-            "-q", str(MIN_MAPPING_QUALITY), "-d", str(MAX_DEPTH), "-Ou", str(bam),
-        ],
-        bam_uri,
-    )  # fmt: skip
-    call = Tool(["bcftools", "call", "-m", "-v", "--ploidy", str(step.params.ploidy), "-Ou"], bam_uri)
-    norm = Tool(["bcftools", "norm", "-f", str(fasta), "-m", "-any", "-Ou"], bam_uri)
-    filters = [
-        Tool(["bcftools", "filter", "-m", "+", "-s", name, "-e", expression, "-Ou"], bam_uri)
-        for name, expression in soft_filters(step.params.ploidy)
-    ]
+    if step.params.caller == "freebayes":
+        calls = freebayes_calls(step, fasta, fai, bam, bam_uri)
+    else:
+        calls = bcftools_calls(step, fasta, bam, bam_uri)
+    filters = filter_tools(step.params.ploidy, step.params.caller, bam_uri)
     # the last filter writes text for bgzip (the tool the index format is defined by)
     filters[-1] = Tool([*filters[-1].argv[:-1], "-Ov"], bam_uri)
     bgzip = Tool(["bgzip", "-@", str(step.threads), "-c"], bam_uri)
-    step.pipe(mpileup, call, norm, *filters, bgzip, stdout=vcf)
+    step.pipe(*calls, *filters, bgzip, stdout=vcf)
     step.pipe(Tool(["tabix", "-p", "vcf", str(vcf)], bam_uri))
     s3.upload(vcf, step.staged(files.vcf))
     s3.upload(Path(f"{vcf}.tbi"), step.staged(files.tbi))
+
+
+def bcftools_calls(step: Step, fasta: Path, bam: Path, subject: object) -> list[Tool]:
+    """mpileup | call | norm: normalised calls as BCF on stdout."""
+    mpileup = Tool(
+        [
+            "bcftools", "mpileup", "-f", str(fasta), "-a", "FORMAT/AD,FORMAT/ADF,FORMAT/ADR,FORMAT/DP",
+            "-q", str(MIN_MAPPING_QUALITY), "-d", str(MAX_DEPTH), "-Ou", str(bam),
+        ],
+        subject,
+    )  # fmt: skip
+    call = Tool(["bcftools", "call", "-m", "-v", "--ploidy", str(step.params.ploidy), "-Ou"], subject)
+    norm = Tool(["bcftools", "norm", "-f", str(fasta), "-m", "-any", "-Ou"], subject)
+    return [mpileup, call, norm]
+
+
+def freebayes_calls(step: Step, fasta: Path, fai: Path, bam: Path, subject: object) -> list[Tool]:
+    """freebayes per region (run here, in parallel), then the tools that merge and normalise their
+    VCFs into BCF on stdout."""
+    plain = step.path("ref", "plain.fa")
+    step.pipe(Tool(["bgzip", "-d", "-c", "-@", str(step.threads), str(fasta)], fasta.name), stdout=plain)
+    shutil.copyfile(fai, f"{plain}.fai")
+    contigs = regions(fai)
+    if not contigs:
+        raise StepError(fai.name, "the reference index lists no contigs")
+    region_vcfs = [step.path("regions", f"{number:06d}.vcf") for number in range(len(contigs))]
+    argv = ["freebayes", "-f", str(plain), "--ploidy", str(step.params.ploidy)]
+    pending = list(zip(contigs, region_vcfs, strict=True))
+    while pending:
+        batch, pending = pending[: step.threads], pending[step.threads :]
+        running: list[Pipeline] = [
+            step.pipeline(Tool([*argv, "-r", contig, str(bam)], subject), stdout=out).start()
+            for contig, out in batch
+        ]
+        try:
+            for pipeline in running:
+                pipeline.wait()
+        finally:
+            for pipeline in running:
+                pipeline.kill()
+    concat = Tool(["bcftools", "concat", "--no-version", "-Ov", *map(str, region_vcfs)], subject)
+    primitives = Tool(["vcfallelicprimitives", "-k", "-g"], subject)
+    sort = Tool(["bcftools", "sort", "-T", str(step.path("sort", "tmp")), "-Ou"], subject)
+    norm = Tool(["bcftools", "norm", "-f", str(fasta), "-m", "-any", "-Ou"], subject)
+    counts = Tool(["bcftools", "+fill-tags", "-Ou", "--", "-t", "AN,AC"], subject)
+    # freebayes also reports sites whose genotype carries no ALT (`bcftools call -v` drops those)
+    variants = Tool(["bcftools", "view", "-i", 'GT="alt"', "-Ou"], subject)
+    return [concat, primitives, sort, norm, counts, variants]

@@ -1,4 +1,4 @@
-"""`genopipe job <step> --sample ... --reads ... --reference ... --staging ... [--aligner] [--ploidy]`.
+"""`genopipe job <step> --sample --reads --reference --staging [--aligner] [--ploidy] [--caller]`.
 
 The images' entrypoint. The command line is the contract of docs/internals.md ("Job steps"):
 exit 0 on success, 1 with one line `genopipe <step>: <input>: <problem>` on failure, 2 for bad
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--staging", required=True, help="s3:// prefix the step reads from and writes to")
     parser.add_argument("--aligner", default="minimap2", help="minimap2 (default) or bwa")
     parser.add_argument("--ploidy", default="2", help="1 or 2 (default 2)")
+    parser.add_argument("--caller", default="bcftools", help="bcftools (default) or freebayes")
 
 
 def parse_params(args: argparse.Namespace) -> StepParams:
@@ -39,6 +40,7 @@ def parse_params(args: argparse.Namespace) -> StepParams:
             "staging": args.staging,
             "aligner": args.aligner,
             "ploidy": int(args.ploidy) if str(args.ploidy).strip().isdigit() else args.ploidy,
+            "caller": args.caller,
         }
     )
 

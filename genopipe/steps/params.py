@@ -21,6 +21,7 @@ class StepParams(BaseModel):
     staging: S3UriField
     aligner: Literal["minimap2", "bwa"] = "minimap2"
     ploidy: Literal[1, 2] = 2
+    caller: Literal["bcftools", "freebayes"] = "bcftools"
 
     @field_validator("reads", mode="before")
     @classmethod

@@ -25,12 +25,23 @@ Matching is exact after normalisation, so a correctly called indel written as a 
 equivalent haplotype (e.g. in a tandem repeat, split differently into atoms) can count as
 FP+FN; on the simulated data, whose truth is already left-aligned and spaced out, this does not
 occur. For complex real truth sets use hap.py or rtg vcfeval.
+
+5. Haplotype-aware comparison (`haplotype_snp`, `haplotype_indel`; a small stand-in for vcfeval,
+   which is not packaged): alleles of both sets within `CLUSTER_GAP` bp of each other form a
+   cluster. Where a cluster holds an allele that did not match exactly, both sets' alleles are
+   applied to the reference over the cluster, every way their heterozygous alleles can be
+   phased (homozygous ones go on both haplotypes; alleles that overlap cannot share one); if some
+   pair of call haplotypes equals some pair of truth haplotypes, every allele of the cluster, on
+   both sides, counts as matched (the same sequence, written differently). So here TP is the
+   truth alleles matched (for recall) and precision is the call alleles matched over all calls.
+   Clusters with more than `MAX_PHASED_HETS` heterozygous alleles on a side keep the exact result.
 """
 
 from __future__ import annotations
 
 import bisect
 import gzip
+import itertools
 import shutil
 import subprocess
 import sys
@@ -71,13 +82,21 @@ class Evaluation(BaseModel):
     regions_bed: Path | None
     snp: ClassMetrics
     indel: ClassMetrics
+    haplotype_snp: ClassMetrics | None = None  # step 5 of the method
+    haplotype_indel: ClassMetrics | None = None
 
     def summary(self) -> str:
         def ratio(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.4f}"
 
         lines = []
-        for name, m in (("SNP", self.snp), ("indel", self.indel)):
+        pairs = [("SNP", self.snp), ("indel", self.indel)]
+        pairs += [
+            (f"{name} (haplotypes)", m)
+            for name, m in (("SNP", self.haplotype_snp), ("indel", self.haplotype_indel))
+            if m
+        ]
+        for name, m in pairs:
             lines.append(
                 f"{name:5}  truth {m.truth:6}  TP {m.tp:6}  FP {m.fp:5}  FN {m.fn:5}  "
                 f"precision {ratio(m.precision)}  recall {ratio(m.recall)}  F1 {ratio(m.f1)}"
@@ -107,6 +126,7 @@ def evaluate(
     regions_bed: Path | None = None,
     calls_sample: str | None = None,
     truth_sample: str | None = None,
+    haplotypes: bool = True,
 ) -> Evaluation:
     """Compare `calls_vcf` to `truth_vcf` (see the module docstring for the method)."""
     for path in (calls_vcf, truth_vcf, reference, regions_bed):
@@ -117,10 +137,11 @@ def evaluate(
         indexed_reference = faidx_reference(reference, Path(scratch))
         calls = carried_alleles(calls_vcf, indexed_reference, calls_sample, pass_only=True)
         truth = carried_alleles(truth_vcf, indexed_reference, truth_sample, pass_only=False)
-    if regions is not None:
-        calls = {a: z for a, z in calls.items() if in_regions(regions, a)}
-        truth = {a: z for a, z in truth.items() if in_regions(regions, a)}
-    return Evaluation(
+        if regions is not None:
+            calls = {a: z for a, z in calls.items() if in_regions(regions, a)}
+            truth = {a: z for a, z in truth.items() if in_regions(regions, a)}
+        matched = haplotype_matches(calls, truth, indexed_reference) if haplotypes else None
+    evaluation = Evaluation(
         calls_vcf=calls_vcf,
         truth_vcf=truth_vcf,
         reference=reference,
@@ -128,6 +149,10 @@ def evaluate(
         snp=class_metrics("snp", calls, truth),
         indel=class_metrics("indel", calls, truth),
     )
+    if matched is not None:
+        evaluation.haplotype_snp = haplotype_metrics("snp", calls, truth, *matched)
+        evaluation.haplotype_indel = haplotype_metrics("indel", calls, truth, *matched)
+    return evaluation
 
 
 def class_metrics(kind: VariantClass, calls: dict[Allele, bool], truth: dict[Allele, bool]) -> ClassMetrics:
@@ -154,6 +179,122 @@ def class_metrics(kind: VariantClass, calls: dict[Allele, bool], truth: dict[All
         false_positives=[str(a) for a in sorted(fp, key=sort_key)],
         false_negatives=[str(a) for a in sorted(fn, key=sort_key)],
     )
+
+
+def haplotype_metrics(
+    kind: VariantClass,
+    calls: dict[Allele, bool],
+    truth: dict[Allele, bool],
+    matched_calls: set[Allele],
+    matched_truth: set[Allele],
+) -> ClassMetrics:
+    """Step 5's figures: TP = truth alleles matched, precision = call alleles matched / calls."""
+    called = {a for a in calls if a.variant_class == kind}
+    true = {a for a in truth if a.variant_class == kind}
+    fp, fn = called - matched_calls, true - matched_truth
+    tp = true & matched_truth
+    precision = (len(called) - len(fp)) / len(called) if called else None
+    recall = len(tp) / len(true) if true else None
+    f1 = None
+    if precision is not None and recall is not None:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return ClassMetrics(
+        truth=len(true),
+        calls=len(called),
+        tp=len(tp),
+        fp=len(fp),
+        fn=len(fn),
+        genotype_mismatches=sum(calls[a] != truth[a] for a in tp if a in calls),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        false_positives=[str(a) for a in sorted(fp, key=sort_key)],
+        false_negatives=[str(a) for a in sorted(fn, key=sort_key)],
+    )
+
+
+CLUSTER_GAP = 10  # bp between one allele's last reference base and the next allele of a cluster
+MAX_PHASED_HETS = 10  # 2^(n-1) phasings per side
+
+
+def end_of(allele: Allele) -> int:
+    """The last reference base the allele covers (1-based)."""
+    return allele.pos + len(allele.ref) - 1
+
+
+def clusters(alleles: set[Allele]) -> list[list[Allele]]:
+    """Alleles (of both sets) grouped by proximity on each contig."""
+    groups: list[list[Allele]] = []
+    end = 0
+    for allele in sorted(alleles, key=sort_key):
+        if groups and allele.chrom == groups[-1][0].chrom and allele.pos <= end + CLUSTER_GAP:
+            groups[-1].append(allele)
+            end = max(end, end_of(allele))
+        else:
+            groups.append([allele])
+            end = end_of(allele)
+    return groups
+
+
+def haplotype_pairs(alleles: dict[Allele, bool], start: int, reference: str) -> set[tuple[str, str]] | None:
+    """Every (unordered) pair of haplotype sequences the alleles can make over `reference` (which
+    begins at `start`); None when there are too many heterozygous alleles to phase."""
+    homozygous = [a for a, hom in alleles.items() if hom]
+    hets = sorted((a for a, hom in alleles.items() if not hom), key=sort_key)
+    if len(hets) > MAX_PHASED_HETS:
+        return None
+    pairs = set()
+    # the first het goes on haplotype 0: swapping the haplotypes gives the same pair
+    for phase in itertools.product((0, 1), repeat=max(0, len(hets) - 1)):
+        sides = ([*homozygous], [*homozygous])
+        for allele, side in zip(hets, (0, *phase)[: len(hets)], strict=True):
+            sides[side].append(allele)
+        built = [apply_alleles(side, start, reference) for side in sides]
+        if built[0] is not None and built[1] is not None:
+            pairs.add((min(built[0], built[1]), max(built[0], built[1])))
+    return pairs
+
+
+def apply_alleles(alleles: list[Allele], start: int, reference: str) -> str | None:
+    """`reference` (beginning at `start`) with the alleles applied; None if two overlap."""
+    pieces, cursor = [], start
+    for allele in sorted(alleles, key=sort_key):
+        if allele.pos < cursor:
+            return None
+        pieces += [reference[cursor - start : allele.pos - start], allele.alt]
+        cursor = allele.pos + len(allele.ref)
+    pieces.append(reference[cursor - start :])
+    return "".join(pieces)
+
+
+def haplotype_matches(
+    calls: dict[Allele, bool], truth: dict[Allele, bool], reference: Path
+) -> tuple[set[Allele], set[Allele]]:
+    """(call alleles, truth alleles) matched exactly or by equal haplotypes (step 5)."""
+    matched_calls = calls.keys() & truth.keys()
+    matched_truth = set(matched_calls)
+    for group in clusters(set(calls) | set(truth)):
+        in_calls = {a: calls[a] for a in group if a in calls}
+        in_truth = {a: truth[a] for a in group if a in truth}
+        if not in_calls or not in_truth or in_calls.keys() == in_truth.keys():
+            continue
+        start, end = group[0].pos, max(end_of(a) for a in group)
+        sequence = reference_sequence(reference, group[0].chrom, start, end)
+        called = haplotype_pairs(in_calls, start, sequence)
+        true = haplotype_pairs(in_truth, start, sequence)
+        if called and true and called & true:
+            matched_calls |= in_calls.keys()
+            matched_truth |= in_truth.keys()
+    return set(matched_calls), matched_truth
+
+
+def reference_sequence(reference: Path, chrom: str, start: int, end: int) -> str:
+    done = subprocess.run(
+        ["samtools", "faidx", str(reference), f"{chrom}:{start}-{end}"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise EvaluateError(f"{reference}: samtools faidx failed: {last_line(done.stderr)}")
+    return "".join(line.strip() for line in done.stdout.splitlines()[1:]).upper()
 
 
 def sort_key(allele: Allele) -> tuple[str, int, str, str]:

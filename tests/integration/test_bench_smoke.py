@@ -45,7 +45,13 @@ def test_benchmarks_run_end_to_end_on_tiny_inputs(tmp_path: Path) -> None:
         assert snp["recall"] > 0.5 and snp["precision"] > 0.9  # a tiny 20x sample, but real calls
         # "none" keeps every call, so it can only find more of the truth than the default filters
         assert filters["none"]["snp"]["tp"] >= snp["tp"]
-    assert accuracy["recommendation"]["best"] in accuracy["filter_sets"]
+    rec = accuracy["recommendation"]
+    assert rec["best_filters"] in accuracy["filter_sets"][rec["best_caller"]]
+    for caller in ("bcftools", "freebayes"):
+        default = accuracy["callers"]["sim30"][caller]["filters"]["default"]
+        assert default["snp"]["truth"] > 0 and "haplotype" in default["snp"]
+        assert set(default["error_classes"]) == {"fp", "fn"}
+        assert accuracy["callers"]["sim30"][caller]["call_step"]["wall_s"] > 0
 
     speed = json.loads((results / "speed.json").read_text())
     for aligner in ("minimap2", "bwa"):

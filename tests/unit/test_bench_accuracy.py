@@ -12,12 +12,30 @@ from genopipe.steps import call
 
 
 def test_filter_sets_reuse_the_call_steps_expressions() -> None:
-    assert accuracy.filter_expressions(2, {}) == call.soft_filters(2)
-    assert accuracy.filter_expressions(1, {}) == call.soft_filters(1)
-    assert accuracy.filter_expressions(2, accuracy.FILTER_SETS["none"]) == []
-    loosened = dict(accuracy.filter_expressions(2, {"LowQual": 3}))
+    for caller in call.CALLERS:
+        assert accuracy.filter_expressions(2, {}, caller) == call.soft_filters(2, caller)
+        assert accuracy.filter_expressions(1, {}, caller) == call.soft_filters(1, caller)
+        assert accuracy.filter_expressions(2, accuracy.FILTER_SETS["none"], caller) == []
+    loosened = dict(accuracy.filter_expressions(2, {"LowQual": 3}, "bcftools"))
     assert loosened["LowQual"] == "QUAL < 3"
-    assert loosened["LowAltFrac"] == dict(call.soft_filters(2))["LowAltFrac"]
+    assert loosened["LowAltFrac"] == dict(call.soft_filters(2, "bcftools"))["LowAltFrac"]
+    authors = dict(
+        accuracy.filter_expressions(2, accuracy.FILTER_SETS["+ QUAL/AO<10 (freebayes author)"], "freebayes")
+    )
+    assert authors["LowQual"] == "QUAL < 1 || QUAL / INFO/AO < 10"
+    assert accuracy.gap_filters({}) == {"SnpGap": call.SNP_GAP}
+    assert accuracy.gap_filters(accuracy.FILTER_SETS["IndelGap 10 (bcftools howto)"]) == {
+        "SnpGap": 3,
+        "IndelGap": 10,
+    }
+    assert accuracy.gap_filters(accuracy.FILTER_SETS["none"]) == {}
+
+
+def test_filter_sets_run_only_for_callers_they_change() -> None:
+    assert accuracy.applies("bcftools", 2, "default") and accuracy.applies("bcftools", 2, "none")
+    assert not accuracy.applies("bcftools", 2, "no strand/placement bias")
+    assert accuracy.applies("freebayes", 2, "no strand/placement bias")
+    assert not accuracy.applies("bcftools", 2, "+ QUAL/AO<10 (freebayes author)")
 
 
 def metrics(tp: int, fp: int, fn: int) -> dict[str, Any]:
@@ -25,24 +43,35 @@ def metrics(tp: int, fp: int, fn: int) -> dict[str, Any]:
     return {"tp": tp, "fp": fp, "fn": fn, "f1": 2 * precision * recall / (precision + recall)}
 
 
-def result(per_filter: dict[str, tuple[int, int, int]]) -> dict[str, Any]:
-    return {"filters": {n: {"snp": metrics(*c), "indel": metrics(10, 0, 0)} for n, c in per_filter.items()}}
+def figures(snp: tuple[int, int, int], indel: tuple[int, int, int] = (10, 0, 0)) -> dict[str, Any]:
+    return {"snp": metrics(*snp), "indel": metrics(*indel)}
 
 
-def test_a_better_f1_does_not_change_the_default_when_the_filters_removed_almost_no_false_calls() -> None:
-    runs = {"sim": {"minimap2": result({"none": (100, 3, 0), "default": (95, 0, 5), "qual3": (99, 0, 1)})}}
-    verdict = accuracy.recommend(runs)
-    assert verdict["best"] == "qual3"
-    assert verdict["false_calls_removed_by_default_filters"] == 3
-    assert verdict["true_calls_lost_to_default_filters"] == 5
-    assert verdict["change_default"] is False
-    assert "cannot be measured" in verdict["verdict"]
-
-
-def test_enough_false_calls_make_the_verdict_actionable() -> None:
-    runs = {"sim": {"bwa": result({"none": (100, 40, 0), "default": (90, 10, 10), "qual3": (99, 2, 1)})}}
-    verdict = accuracy.recommend(runs)
-    assert verdict["best"] == "qual3" and verdict["change_default"] is True
+def test_real_data_decides_among_candidates_that_keep_ebov_and_the_simulated_sets() -> None:
+    callers = {
+        "hg002": {
+            "bcftools": {"filters": {"default": figures((90, 20, 1)), "none": figures((91, 40, 0))}},
+            "freebayes": {"filters": {"default": figures((90, 10, 1)), "none": figures((95, 2, 0))}},
+        },
+        "ebov": {
+            "bcftools": {"filters": {"default": figures((13, 0, 0), (2, 0, 0)), "none": figures((13, 0, 0))}},
+            "freebayes": {
+                "filters": {"default": figures((13, 0, 0), (2, 0, 0)), "none": figures((13, 3, 0))}
+            },
+        },
+        "sim30": {
+            "bcftools": {"filters": {"default": figures((700, 0, 1)), "none": figures((700, 1, 1))}},
+            "freebayes": {"filters": {"default": figures((700, 0, 2)), "none": figures((701, 0, 0))}},
+        },
+    }
+    verdict = accuracy.recommend(callers)
+    # freebayes/none is best on HG002 but passes 3 false calls on EBOV
+    assert verdict["candidates"]["freebayes / none"]["eligible"] is False
+    assert "EBOV" in verdict["candidates"]["freebayes / none"]["why_not"][0]
+    assert verdict["best"] == "freebayes / default" and verdict["deciding_dataset"] == "hg002"
+    # a simulated set that gets worse than the baseline by more than the tolerance rules it out
+    callers["sim30"]["freebayes"]["filters"]["default"] = figures((650, 0, 51))
+    assert accuracy.recommend(callers)["best"] == "bcftools / default"
 
 
 def chain(

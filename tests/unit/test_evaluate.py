@@ -125,3 +125,27 @@ def test_simulated_truth_against_itself_is_perfect(tmp_path: Path) -> None:
     result = evaluate(sample.truth_vcf, sample.truth_vcf, sample.reference)
     assert (result.snp.tp, result.indel.tp) == (sample.snps, sample.indels)
     assert result.snp.precision == result.snp.recall == result.indel.f1 == 1.0
+
+
+def test_haplotype_comparison_matches_an_equivalent_haplotype_written_differently(tmp_path: Path) -> None:
+    # A CCCCC G T (12-19): deleting the G (truth) gives the same haplotype as deleting one C and
+    # turning the G into C (calls, phased on one haplotype): no exact match, equal sequences
+    reference = tmp_path / "ref.fa"
+    reference.write_text(f">ctg\n{SEQUENCE}\n")
+    truth, calls = tmp_path / "truth.vcf", tmp_path / "calls.vcf"
+    truth.write_text(
+        HEADER + "ctg\t17\t.\tCG\tC\t.\tPASS\t.\tGT\t0|1\nctg\t40\t.\tG\tGA\t.\tPASS\t.\tGT\t1|1\n"
+    )
+    calls.write_text(
+        HEADER
+        + "ctg\t12\t.\tAC\tA\t50\tPASS\t.\tGT\t0/1\nctg\t18\t.\tG\tC\t50\tPASS\t.\tGT\t0/1\n"
+        + "ctg\t40\t.\tG\tGA\t50\tPASS\t.\tGT\t0/1\n"  # zygosity differs: still an (exact) allele match
+    )
+    result = evaluate(calls, truth, reference)
+    assert (result.indel.tp, result.indel.fp, result.indel.fn) == (1, 1, 1)  # exact: only 40 matches
+    assert (result.snp.tp, result.snp.fp) == (0, 1)
+    assert result.haplotype_indel is not None and result.haplotype_snp is not None
+    assert (result.haplotype_indel.tp, result.haplotype_indel.fp, result.haplotype_indel.fn) == (2, 0, 0)
+    assert result.haplotype_indel.recall == pytest.approx(1.0)
+    assert (result.haplotype_snp.fp, result.haplotype_snp.precision) == (0, pytest.approx(1.0))
+    assert evaluate(calls, truth, reference, haplotypes=False).haplotype_indel is None

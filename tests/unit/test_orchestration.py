@@ -78,6 +78,19 @@ def test_samplesheet_starts_samples_whose_files_exist_and_owns_its_files() -> No
     assert [(r.input.sample, r.input.ploidy) for r in late.requests] == [("B", 2)]
 
 
+def test_caller_comes_from_the_sheet_else_the_stack_and_names_a_new_execution() -> None:
+    files = {"s3://in/r/A_1.fq.gz": ("a1", b""), "s3://in/r/A_2.fq.gz": ("a2", b"")}
+    by_name = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), SETTINGS).requests[0]
+    assert by_name.input.caller == SETTINGS.default_caller == "bcftools"
+    sheet = "sample,fastq_1,fastq_2,caller\nA,A_1.fq.gz,A_2.fq.gz,freebayes\n"
+    store = MemoryInputStore({**files, "s3://in/r/samplesheet.csv": ("es", sheet.encode())})
+    chosen = plan("in", "r/samplesheet.csv", store, SETTINGS).requests[0]
+    assert chosen.input.caller == "freebayes"
+    assert chosen.name != by_name.name, "another caller is another run"
+    stack = IntakeSettings("out", "s3://ref/genome.fa", "minimap2", "9.9", default_caller="freebayes")
+    assert plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), stack).requests[0].name == chosen.name
+
+
 def _request(capacity: str = "spot", replaces: JobState | None = None) -> SubmitRequest:
     pipeline = PipelineInput(
         sample="S1",
@@ -104,6 +117,7 @@ def test_job_spec_fills_the_internals_parameters() -> None:
     spec = job_spec(_request())
     assert spec.job_name == "S1-align"
     assert spec.parameters["ploidy"] == "2" and spec.parameters["aligner"] == "minimap2"
+    assert spec.parameters["caller"] == "bcftools"
     assert json.loads(spec.parameters["reads"]) == [
         {"r1": "s3://in/S1_R1.fastq.gz", "r2": "s3://in/S1_R2.fastq.gz"}
     ]

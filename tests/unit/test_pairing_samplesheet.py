@@ -146,6 +146,12 @@ def test_samplesheet_rows_become_samples_with_lanes_and_ploidy() -> None:
     assert sheet.uses("s3://in/runs/sub/A_L2_2.fq.gz")
 
 
+def test_samplesheet_caller_column_is_optional_per_sample() -> None:
+    text = "sample,fastq_1,fastq_2,caller\nA,a_1.fq.gz,a_2.fq.gz,bcftools\nB,b_1.fq.gz,b_2.fq.gz,\n"
+    a, b = parse_samplesheet(text, SHEET).samples
+    assert (a.caller, b.caller) == ("bcftools", None)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -158,6 +164,10 @@ def test_samplesheet_rows_become_samples_with_lanes_and_ploidy() -> None:
             "row 2: '/data/a_1.fq.gz' must be an s3://",
         ),
         ("sample,fastq_1,fastq_2,ploidy\nA,a_1.fq.gz,a_2.fq.gz,3\n", "row 2: ploidy '3' must be 1 or 2"),
+        (
+            "sample,fastq_1,fastq_2,caller\nA,a_1.fq.gz,a_2.fq.gz,gatk\n",
+            "row 2: caller 'gatk' must be bcftools or freebayes",
+        ),
         (
             "sample,fastq_1,fastq_2\nA,a_1.fq.gz,a_2.fq.gz\nB,a_1.fq.gz,b_2.fq.gz\n",
             "row 3: 'a_1.fq.gz' is already",

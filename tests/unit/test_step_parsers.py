@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from genopipe.layout import SampleFiles, published_key, staged_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
-from genopipe.steps.call import soft_filters
+from genopipe.steps.call import filter_tools, regions, soft_filters
 from genopipe.steps.reference import cache_root, plain_name
 from genopipe.steps.report import bcftools_stats_numbers, mean_depth, samtools_stats_numbers
 
@@ -46,11 +48,30 @@ def test_mean_depth_weights_contigs_by_length() -> None:
     assert mean_depth("#header only\n") == 0.0
 
 
-def test_soft_filters_depend_on_ploidy() -> None:
-    diploid, haploid = dict(soft_filters(2)), dict(soft_filters(1))
+def test_soft_filters_depend_on_ploidy_and_caller() -> None:
+    diploid, haploid = dict(soft_filters(2, "bcftools")), dict(soft_filters(1, "bcftools"))
     assert list(diploid) == ["LowQual", "LowDepth", "LowAltFrac"]
     assert diploid["LowAltFrac"].endswith("< 0.15") and haploid["LowAltFrac"].endswith("< 0.5")
-    assert diploid["LowQual"] == "QUAL < 10"
+    assert diploid["LowQual"] == "QUAL < 3"
+    freebayes = dict(soft_filters(2, "freebayes"))
+    assert list(freebayes) == ["LowQual", "StrandBias", "PlacementBias", "LowDepth", "LowAltFrac"]
+    assert freebayes["LowQual"] == "QUAL < 1"
+    assert freebayes["StrandBias"] == "INFO/SAF = 0 || INFO/SAR = 0"
+    assert freebayes["PlacementBias"] == "INFO/RPL <= 1 || INFO/RPR <= 1"
+
+
+def test_filter_chain_names_each_filter_and_ends_with_the_snp_gap() -> None:
+    tools = filter_tools(2, "freebayes", "s3://b/s.bam")
+    assert [tool.argv[tool.argv.index("-s") + 1] for tool in tools[:-1]] == [
+        name for name, _ in soft_filters(2, "freebayes")
+    ]
+    assert tools[-1].argv == ["bcftools", "filter", "-m", "+", "-g", "3", "-Ou"]
+
+
+def test_freebayes_regions_are_the_contigs_of_the_fai(tmp_path: Path) -> None:
+    fai = tmp_path / "ref.fa.gz.fai"
+    fai.write_text("chr20\t63025520\t7\t60\t61\nchrM\t16571\t64076293\t60\t61\n")
+    assert regions(fai) == ["chr20", "chrM"]
 
 
 def test_names() -> None:

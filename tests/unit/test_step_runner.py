@@ -34,8 +34,9 @@ def test_params_parse_the_common_command_line() -> None:
     p = params()
     assert p.reads[0].r1 == S3Uri("in", "a b/x_R1.fastq.gz")
     assert p.staging == S3Uri("out", ".staging/exec/")  # always a folder
-    assert (p.aligner, p.ploidy) == ("minimap2", 2)
+    assert (p.aligner, p.ploidy, p.caller) == ("minimap2", 2, "bcftools")
     assert params(aligner="bwa", ploidy=1).ploidy == 1
+    assert params(caller="freebayes").caller == "freebayes"
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,7 @@ def test_params_parse_the_common_command_line() -> None:
         {"reference": "s3://bucket-only/"},
         {"aligner": "bowtie2"},
         {"ploidy": 3},
+        {"caller": "gatk"},
     ],
 )
 def test_params_reject_bad_values(overrides: dict[str, object]) -> None:
