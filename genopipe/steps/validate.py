@@ -16,7 +16,9 @@ Policy, documented in the README:
 - Wrapped (multi-line) FASTQ records are rejected: the pipeline's tools read 4-line records; such
   files show up as "record N: line 3 does not start with '+' ..." or a length mismatch.
 
-Writes `validate.json`: `{"lanes": [{"r1", "r2", "records"}], "read_pairs": total}`.
+Reads exactly the bytes the intake admitted (each lane's ETags; a hand-run step without them pins
+what is there when it starts). Writes `validate.json`: `{"lanes": [{"r1", "r2", "records"}],
+"read_pairs": total, "inputs": [{"uri", "etag", "size"}]}` (the objects read, for the manifest).
 """
 
 from __future__ import annotations
@@ -107,10 +109,16 @@ END {
 """
 
 
-def check_lane(step: Step, number: int, lane: Lane) -> int:
-    """Validate one FASTQ pair; returns its record count or raises StepError."""
-    r1 = step.fetch(lane.r1, "in", f"L{number}", "R1.fastq.gz")
-    r2 = step.fetch(lane.r2, "in", f"L{number}", "R2.fastq.gz")
+def check_lane(step: Step, number: int, lane: Lane) -> tuple[int, list[dict[str, object]]]:
+    """Validate one FASTQ pair; returns its record count and the objects read (URI, ETag, size),
+    or raises StepError."""
+    if lane.r1_etag is None or lane.r2_etag is None:  # a hand-run step: pin what is there now
+        lane = lane.pinned({str(uri): s3.head(uri).etag for uri in (lane.r1, lane.r2)})
+    r1, r2 = step.fetch_lane(number, lane)
+    read = [
+        {"uri": str(uri), "etag": etag, "size": path.stat().st_size}
+        for uri, etag, path in ((lane.r1, lane.r1_etag, r1), (lane.r2, lane.r2_etag, r2))
+    ]
     for uri, path in ((lane.r1, r1), (lane.r2, r2)):
         if path.stat().st_size == 0:
             raise StepError(uri, "empty file (0 bytes)")
@@ -135,15 +143,16 @@ def check_lane(step: Step, number: int, lane: Lane) -> int:
     words = verdict.read_text().split()
     if len(words) != 2 or words[0] != "ok":
         raise StepError(lane.r1, f"FASTQ check gave no verdict: {' '.join(words)!r}")
-    return int(words[1])
+    return int(words[1]), read
 
 
 def run(step: Step) -> None:
-    lanes = []
+    lanes, inputs = [], []
     for number, lane in enumerate(step.params.reads, start=1):
         if lane.r1 == lane.r2:
             raise StepError(lane.r1, "R1 and R2 are the same file")
-        records = check_lane(step, number, lane)
+        records, read = check_lane(step, number, lane)
         lanes.append({"r1": str(lane.r1), "r2": str(lane.r2), "records": records})
+        inputs.extend(read)
     total = sum(int(str(lane["records"])) for lane in lanes)
-    s3.write_json(step.staged(VALIDATE_JSON), {"lanes": lanes, "read_pairs": total})
+    s3.write_json(step.staged(VALIDATE_JSON), {"lanes": lanes, "read_pairs": total, "inputs": inputs})
