@@ -124,6 +124,14 @@ class PipelineInput(_Model):
     output_bucket: str
     inputs: list[InputObject]  # every input object with its ETag (provenance, and the execution name)
     pipeline_version: str
+    # the folder of the sample's files (or of its samplesheet.csv) in the input bucket, with its
+    # trailing `/` ("" at the bucket root, and for inputs from before this field existed)
+    folder: str = Field(default="", pattern=r"^(.*/)?$")
+
+    @property
+    def outputs_prefix(self) -> str:
+        """`s3://<output bucket>/<folder><sample>/`, where the sample's results are published."""
+        return f"s3://{self.output_bucket}/{self.folder}{self.sample}/"
 
 
 class AttemptUsage(_Model):

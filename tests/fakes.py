@@ -126,5 +126,9 @@ class MemoryStaging:
             del self.objects[uri]
         return len(doomed)
 
+    def delete(self, uris: list[str]) -> None:
+        for uri in uris:
+            del self.objects[uri]
+
     def read_json(self, uri: str) -> Any:
         return self.objects[uri]

@@ -120,7 +120,7 @@ def download(uri: S3Uri | str, path: Path, etag: str | None = None) -> Path:
     return path
 
 
-class _PinnedVersion(BaseSubscriber):  # type: ignore[misc]  # s3transfer has no type hints
+class _PinnedVersion(BaseSubscriber):
     """Gives a download its size and ETag up front: s3transfer then skips its own HEAD and sends
     every ranged GET with `If-Match` on that ETag."""
 
@@ -213,17 +213,26 @@ def copy(source: S3Uri | str, destination: S3Uri | str) -> S3Uri:
 def delete_prefix(prefix: S3Uri | str) -> int:
     """Delete every object under folder `prefix`; returns how many were deleted."""
     base = _as_uri(prefix).as_prefix()
-    keys = [item.uri.key for item in list_prefix(base)]
-    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-        batch = [{"Key": key} for key in keys[start : start + 1000]]
-        try:
-            response = client().delete_objects(Bucket=base.bucket, Delete={"Objects": batch, "Quiet": True})
-        except ClientError as error:
-            raise _fail(base, error) from error
-        if response.get("Errors"):
-            first = response["Errors"][0]
-            raise S3Error(S3Uri(base.bucket, first.get("Key", "")), first.get("Message", "delete failed"))
-    return len(keys)
+    found = list(list_prefix(base))
+    delete([item.uri for item in found])
+    return len(found)
+
+
+def delete(uris: list[S3Uri] | list[str]) -> None:
+    """Delete these objects (in a versioned bucket: a delete marker each, the data stays)."""
+    by_bucket: dict[str, list[str]] = {}
+    for uri in map(_as_uri, uris):
+        by_bucket.setdefault(uri.bucket, []).append(uri.key)
+    for bucket, keys in by_bucket.items():
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            try:
+                response = client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            except ClientError as error:
+                raise _fail(S3Uri(bucket, keys[start]), error) from error
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise S3Error(S3Uri(bucket, first.get("Key", "")), first.get("Message", "delete failed"))
 
 
 def read_bytes(uri: S3Uri | str) -> bytes:

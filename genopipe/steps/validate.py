@@ -109,7 +109,7 @@ END {
 """
 
 
-def check_lane(step: Step, number: int, lane: Lane) -> tuple[int, list[dict[str, object]]]:
+def check_lane(step: Step, number: int, lane: Lane) -> tuple[int, list[dict[str, str | int | None]]]:
     """Validate one FASTQ pair; returns its record count and the objects read (URI, ETag, size),
     or raises StepError."""
     if lane.r1_etag is None or lane.r2_etag is None:  # a hand-run step: pin what is there now
@@ -147,7 +147,8 @@ def check_lane(step: Step, number: int, lane: Lane) -> tuple[int, list[dict[str,
 
 
 def run(step: Step) -> None:
-    lanes, inputs = [], []
+    lanes: list[dict[str, object]] = []
+    inputs: list[dict[str, str | int | None]] = []
     for number, lane in enumerate(step.params.reads, start=1):
         if lane.r1 == lane.r2:
             raise StepError(lane.r1, "R1 and R2 are the same file")

@@ -52,9 +52,9 @@ def test_demo_sample_completes_with_accurate_calls(
     assert event["source"] == "genopipe"
     assert event["detail-type"] == "Sample Completed", event["detail"].get("error")
     assert event["detail"]["qc"]["read_pairs"] == demo_sample.read_pairs
-    files = {
-        path.relative_to(tmp_path / "demo").as_posix() for path in download_outputs(stack, "demo", tmp_path)
-    }
+    # outputs sit under the folder the reads were uploaded to (upload_sample: `demo/`)
+    assert event["detail"]["outputs"]["bam"] == f"s3://{stack.output_bucket}/demo/demo/demo.bam"
+    files = {path.relative_to(tmp_path / "demo").as_posix() for path in download_outputs(event, tmp_path)}
     assert {"demo.bam", "demo.bam.bai", "demo.vcf.gz", "demo.vcf.gz.tbi", "manifest.json"} <= files
     assert "qc/multiqc_report.html" in files
     evaluation = evaluate(tmp_path / "demo" / "demo.vcf.gz", demo_sample.truth_vcf, demo_sample.reference)

@@ -15,6 +15,7 @@ from moto.batch.models import Job
 
 from genopipe.aws import s3
 from genopipe.local.lambdas import LambdaContext
+from genopipe.s3uri import S3Uri
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -189,6 +190,38 @@ def test_notify_failure_drops_staging_and_puts_sample_failed(aws: Callable[[str]
         "type": "JobFailed",
         "message": "qc job NA12878-qc (j) failed: exit code 1",
     }
+
+
+def test_notify_success_replaces_the_earlier_set_which_stays_as_noncurrent_versions(
+    aws: Callable[[str], ModuleType],
+) -> None:
+    """Issue 15, case 3: on the versioned output bucket (template.yaml), under the input's folder."""
+    boto3.client("s3").put_bucket_versioning(Bucket=OUTPUT, VersioningConfiguration={"Status": "Enabled"})
+    request = _event("submit_job.json")["input"]
+    published = f"s3://{OUTPUT}/runs/run 1/NA12878/"
+    outputs = ["NA12878.bam", "NA12878.bam.bai", "NA12878.vcf.gz", "NA12878.vcf.gz.tbi", "manifest.json"]
+    outputs += ["qc/multiqc_report.html", "summary.json"]
+
+    def publish(run: str, fastp: list[str]) -> None:
+        staging = request["staging"].replace("0123456789abcdef", run)
+        for key in [*outputs, *fastp]:
+            body = json.dumps({"read_pairs": 1}) if key == "summary.json" else f"{run} {key}"
+            s3.write_bytes(staging + key, body.encode())
+        payload = {"outcome": "SUCCEEDED", "execution_arn": "arn:x", "input": request | {"staging": staging}}
+        returned = aws("notify").handler(payload, CONTEXT)
+        assert returned["detail"]["outputs"]["bam"] == published + "NA12878.bam"
+
+    publish("first-run-2lanes", [f"qc/NA12878_L{n}.fastp.{ext}" for n in (1, 2) for ext in ("json", "html")])
+    publish("second-run-1lane", ["qc/NA12878.fastp.json", "qc/NA12878.fastp.html"])
+    current = sorted(item.uri.relative_to(S3Uri.parse(published)) for item in s3.list_prefix(published))
+    assert "qc/NA12878_L1.fastp.json" not in current and "qc/NA12878.fastp.json" in current
+    assert len(current) == 9
+    assert s3.read_bytes(published + "NA12878.bam") == b"second-run-1lane NA12878.bam"
+    versions = boto3.client("s3").list_object_versions(
+        Bucket=OUTPUT, Prefix="runs/run 1/NA12878/qc/NA12878_L1"
+    )
+    assert [v["IsLatest"] for v in versions["Versions"]] == [False, False]  # json and html, recoverable
+    assert list(s3.list_prefix(f"s3://{OUTPUT}/.staging/")) == []
 
 
 def _batch_jobs(queue: str) -> list[dict[str, Any]]:
