@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -151,6 +154,40 @@ def test_submit_then_check_follow_the_batch_job(aws: Callable[[str], ModuleType]
     assert json.loads(job["parameters"]["reads"])[0]["r1"].endswith("runs/run 1/NA12878_R1.fastq.gz")
     checked = aws("check_job").handler(_event("check_job.json") | {"job_id": state["job_id"]}, CONTEXT)
     assert checked["status"] in {"SUBMITTED", "PENDING", "RUNNABLE"} and checked["wait_seconds"] == 20
+
+
+@contextmanager
+def _log_lines(module: ModuleType) -> Iterator[list[dict[str, Any]]]:
+    """The JSON log lines a handler module's Powertools logger writes while the block runs."""
+    handlers = logging.getLogger(module.logger.service).handlers
+    streams = [h for h in handlers if isinstance(h, logging.StreamHandler)]
+    buffer, lines = io.StringIO(), []
+    saved = [h.setStream(buffer) for h in streams]
+    try:
+        yield lines
+    finally:
+        for handler, stream in zip(streams, saved, strict=True):
+            handler.setStream(stream)
+        lines.extend(json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{"))
+
+
+def test_log_keys_of_one_invocation_do_not_reach_the_next(
+    aws: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, case 10: every function logs as service `genopipe` (template Globals), so their
+    Powertools loggers share one formatter in a process (the local stack's, or a warm Lambda's)."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "genopipe")
+    queue, definition = _batch_queue_and_definition()
+    submit, check, intake = aws("submit_job"), aws("check_job"), aws("intake")
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    state = submit.handler(request, CONTEXT)
+    check.handler(_event("check_job.json") | {"job_id": state["job_id"]}, CONTEXT)
+    boto3.client("s3").put_object(Bucket=INPUT, Key="runs/run 1/NA12878_R1.fastq.gz", Body=b"r1")
+    with _log_lines(intake) as lines:
+        intake.handler(_event("s3_put_r1.json"), CONTEXT)
+    assert lines and all(line["function_name"] == CONTEXT.function_name for line in lines)
+    leftovers = [sorted({"sample", "step", "job_id", "capacity"} & set(line)) for line in lines]
+    assert leftovers == [[] for _ in lines], lines
 
 
 def test_check_of_an_unknown_job_raises(aws: Callable[[str], ModuleType]) -> None:
