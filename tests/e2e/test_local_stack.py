@@ -194,6 +194,30 @@ def test_a_file_replaced_during_its_run_fails_that_run_and_starts_its_own(
     assert etags[str(r1_uri)] == s3.head(r1_uri).etag  # the run that completed read the new bytes
 
 
+def test_same_sample_name_in_two_folders_publishes_two_sets(
+    stack: LocalStack, demo_sample: SimulatedSample
+) -> None:
+    """Issue 15, case 3: `runA/twin_R1...` and `runB/twin_R1...` publish to `runA/twin/` and
+    `runB/twin/`, each set made from its own inputs."""
+    outputs = {}
+    for folder in ("runA/", "runB/"):
+        waiter = EventWaiter(stack, "twin")
+        for read, path in (("1", demo_sample.r1), ("2", demo_sample.r2)):
+            s3.upload(path, S3Uri(stack.input_bucket, f"{folder}twin_R{read}.fastq.gz"))
+        event = waiter.wait(PIPELINE_TIMEOUT_S)
+        assert event["detail-type"] == "Sample Completed", event["detail"].get("error")
+        outputs[folder] = event["detail"]["outputs"]
+        stack.events.received.remove(event)  # so the next folder's waiter hears its own event
+
+    for folder, published in outputs.items():
+        assert published["bam"] == f"s3://{stack.output_bucket}/{folder}twin/twin.bam"
+        manifest = json.loads(s3.read_bytes(published["manifest"]))
+        assert {item["uri"] for item in manifest["inputs"]} >= {
+            f"s3://{stack.input_bucket}/{folder}twin_R1.fastq.gz",
+            f"s3://{stack.input_bucket}/{folder}twin_R2.fastq.gz",
+        }
+
+
 EBOV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ebov"
 
 
