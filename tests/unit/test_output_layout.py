@@ -10,7 +10,7 @@ import pytest
 
 from genopipe.contracts import Lane, NotifyRequest, PipelineInput
 from genopipe.intake.plan import IntakeSettings, plan
-from genopipe.layout import SampleFiles
+from genopipe.layout import SampleFiles, published_key
 from genopipe.notify.announce import announce
 from genopipe.notify.cost import Prices
 from tests.fakes import MemoryBus, MemoryInputStore, MemoryStaging
@@ -143,3 +143,16 @@ def test_a_failed_replacement_keeps_staging_so_publishing_can_be_retried() -> No
     with pytest.raises(RuntimeError):
         _publish(_input("run/", "S1-b"), staging)
     assert "s3://out/.staging/S1-b/S1.bam" in staging.objects
+
+
+def test_every_file_a_run_publishes_is_recognised_as_the_samples_own() -> None:
+    """Otherwise a new run would leave that file of the earlier run beside its own."""
+    files = SampleFiles("S1")
+    staged = [files.bam, files.bai, files.vcf, files.tbi, "manifest.json", "summary.json"]
+    staged += [files.samtools_stats, files.flagstat, files.bcftools_stats, "qc/multiqc_report.html"]
+    staged += [
+        key for lanes in (1, 3) for lane in range(1, lanes + 1) for key in files.fastp_reports(lane, lanes)
+    ]
+    published = [published_key(files, key) for key in staged]
+    assert all(key is not None and files.publishes(key) for key in published), published
+    assert not SampleFiles("S10").publishes("S1.bam") and not files.publishes("qc/S10.fastp.json")
