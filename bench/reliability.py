@@ -37,7 +37,6 @@ from genopipe.local.cli import quiet_logs
 from genopipe.local.sample_run import EventWaiter, RunError, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
-from genopipe.s3uri import S3Uri
 from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reliability.json"
@@ -176,10 +175,9 @@ def spot(count: int, rate: float, seed: int) -> dict[str, Any]:
                 if reclaim:
                     stack.batch.listeners.append(updates.append)
                 runs[label] = drop_all(stack, samples, timeout_s=7200)
-                for name in samples:
-                    s3.download(
-                        S3Uri(stack.output_bucket, f"{name}/{name}.vcf.gz"), folder / label / f"{name}.vcf.gz"
-                    )
+                for name in samples:  # published under the folder the reads were uploaded to
+                    vcf = runs[label]["events"][name]["detail"]["outputs"]["vcf"]
+                    s3.download(vcf, folder / label / f"{name}.vcf.gz")
                 if reclaim:  # attempts as Batch reports them (DescribeJobs), like the e2e test reads them
                     jobs = described_jobs(sorted({update.job_id for update in updates}))
         equal = sum(

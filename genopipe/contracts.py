@@ -9,9 +9,16 @@ here only together with the ASL.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from genopipe.pipeline import STEP_NAMES, is_step
 from genopipe.s3uri import S3UriField
@@ -91,10 +98,34 @@ class S3Notification(_S3Part):
 
 
 class Lane(_Model):
-    """One lane of paired reads, as s3:// URIs (the job steps' `--reads` JSON list holds these)."""
+    """One lane of paired reads, as s3:// URIs (the job steps' `--reads` JSON list holds these).
+
+    `r1_etag`/`r2_etag` pin each file to the ETag the intake admitted: the steps read exactly those
+    bytes (a conditional GET) and fail the run if the object changed. None (a hand-run step, or
+    an execution input, which keeps the ETags in `inputs`) reads the object as it is."""
 
     r1: S3UriField
     r2: S3UriField
+    r1_etag: str | None = None
+    r2_etag: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _unpinned_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # an unpinned lane serialises as it did before the ETags existed, so execution inputs
+        # (deterministic, compared by Step Functions) keep their bytes
+        data: dict[str, Any] = handler(self)
+        return {
+            name: value for name, value in data.items() if value is not None or not name.endswith("_etag")
+        }
+
+    def pinned(self, etags: dict[str, str]) -> Lane:
+        """This lane with each file's admitted ETag from `etags` (URI -> ETag) where it has none."""
+        return self.model_copy(
+            update={
+                "r1_etag": self.r1_etag or etags.get(str(self.r1)) or None,
+                "r2_etag": self.r2_etag or etags.get(str(self.r2)) or None,
+            }
+        )
 
 
 class InputObject(_Model):
@@ -115,6 +146,14 @@ class PipelineInput(_Model):
     output_bucket: str
     inputs: list[InputObject]  # every input object with its ETag (provenance, and the execution name)
     pipeline_version: str
+    # the folder of the sample's files (or of its samplesheet.csv) in the input bucket, with its
+    # trailing `/` ("" at the bucket root, and for inputs from before this field existed)
+    folder: str = Field(default="", pattern=r"^(.*/)?$")
+
+    @property
+    def outputs_prefix(self) -> str:
+        """`s3://<output bucket>/<folder><sample>/`, where the sample's results are published."""
+        return f"s3://{self.output_bucket}/{self.folder}{self.sample}/"
 
 
 class AttemptUsage(_Model):

@@ -83,9 +83,21 @@ class SampleFiles:
             "summary": published_key(self, SUMMARY_JSON) or SUMMARY_JSON,
         }
 
+    def publishes(self, published: str) -> bool:
+        """Whether a key under `<folder><sample>/` is one a run of this sample publishes (so a new
+        run's set replaces it), rather than another sample's, in a folder nested below."""
+        if published in {self.bam, self.bai, self.vcf, self.tbi, MANIFEST_JSON, MULTIQC_REPORT}:
+            return True
+        name = published.removeprefix(QC_FOLDER)
+        return (
+            published.startswith(QC_FOLDER)
+            and "/" not in name
+            and (name == SUMMARY_JSON or name.startswith((f"{self.sample}.", f"{self.sample}_L")))
+        )
+
 
 def published_key(files: SampleFiles, staged: str) -> str | None:
-    """Where a staged key is published under `<sample>/`, or None if it stays behind."""
+    """Where a staged key is published under `<folder><sample>/`, or None if it stays behind."""
     if staged.startswith(QC_FOLDER):
         return staged
     if staged == SUMMARY_JSON:

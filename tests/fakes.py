@@ -160,6 +160,10 @@ class MemoryStaging:
             del self.objects[uri]
         return len(doomed)
 
+    def delete(self, uris: list[str]) -> None:
+        for uri in uris:
+            del self.objects[uri]
+
     def read_json(self, uri: str) -> Any:
         return self.objects[uri]
 

@@ -22,7 +22,7 @@ metrics = Metrics()
 POLICY = policy_from_env(os.environ)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no keys left by an earlier invocation
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

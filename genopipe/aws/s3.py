@@ -12,15 +12,18 @@ URL-encoded) is the caller's business.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from s3transfer.futures import TransferFuture
+from s3transfer.subscribers import BaseSubscriber
 
 from genopipe.aws.clients import sdk_client
 from genopipe.s3uri import S3Uri
@@ -45,6 +48,10 @@ class S3Error(Exception):
 
 class S3NotFound(S3Error):
     """The object (or bucket) does not exist."""
+
+
+class S3Changed(S3Error):
+    """The object is no longer the version that was asked for (its ETag changed, or it is gone)."""
 
 
 @dataclass(frozen=True)
@@ -95,15 +102,64 @@ def exists(uri: S3Uri | str) -> bool:
     return True
 
 
-def download(uri: S3Uri | str, path: Path) -> Path:
-    """Copy an object to a local file (parent folders created); returns `path`."""
+def download(uri: S3Uri | str, path: Path, etag: str | None = None) -> Path:
+    """Copy an object to a local file (parent folders created); returns `path`.
+
+    With `etag`, exactly that version: every GET is conditional (`If-Match`), and an object that
+    changed or went away since raises `S3Changed` naming both ETags; the partial file is removed."""
     source = _as_uri(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        client().download_file(source.bucket, source.key, str(path), Config=_TRANSFER)
+        if etag is None:
+            client().download_file(source.bucket, source.key, str(path), Config=_TRANSFER)
+        else:
+            _download_pinned(source, path, etag)
     except ClientError as error:
-        raise _fail(source, error) from error
+        path.unlink(missing_ok=True)
+        raise (_changed(source, etag, error) if etag is not None else _fail(source, error)) from error
     return path
+
+
+class _PinnedVersion(BaseSubscriber):
+    """Gives a download its size and ETag up front: s3transfer then skips its own HEAD and sends
+    every ranged GET with `If-Match` on that ETag."""
+
+    def __init__(self, size: int, etag: str) -> None:
+        self.size, self.etag = size, etag
+
+    def on_queued(self, future: TransferFuture, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self.size)
+        future.meta.provide_object_etag(self.etag)
+
+
+def _download_pinned(source: S3Uri, path: Path, etag: str) -> None:
+    quoted = f'"{_strip_etag(etag)}"'
+    size = int(client().head_object(Bucket=source.bucket, Key=source.key, IfMatch=quoted)["ContentLength"])
+    if size < _TRANSFER.multipart_threshold:  # one GET, which s3transfer would send unconditionally
+        body = client().get_object(Bucket=source.bucket, Key=source.key, IfMatch=quoted)["Body"]
+        with path.open("wb") as out:
+            shutil.copyfileobj(body, out, 8 * 1024 * 1024)
+        return
+    with create_transfer_manager(client(), _TRANSFER) as manager:
+        future = manager.download(
+            source.bucket, source.key, str(path), subscribers=[_PinnedVersion(size, quoted)]
+        )
+        future.result()
+
+
+def _changed(source: S3Uri, etag: str, error: ClientError) -> S3Error:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    if code not in {"412", "PreconditionFailed", "404", "NoSuchKey", "NotFound"}:
+        return _fail(source, error)
+    try:
+        now = f"now {head(source).etag}"
+    except S3NotFound:
+        now = "now deleted"
+    return S3Changed(
+        source,
+        f"changed since it was admitted (ETag {_strip_etag(etag)}, {now}): this run stops; "
+        "the new upload starts its own run",
+    )
 
 
 def upload(path: Path, uri: S3Uri | str, content_type: str | None = None) -> ObjectInfo:
@@ -157,17 +213,26 @@ def copy(source: S3Uri | str, destination: S3Uri | str) -> S3Uri:
 def delete_prefix(prefix: S3Uri | str) -> int:
     """Delete every object under folder `prefix`; returns how many were deleted."""
     base = _as_uri(prefix).as_prefix()
-    keys = [item.uri.key for item in list_prefix(base)]
-    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-        batch = [{"Key": key} for key in keys[start : start + 1000]]
-        try:
-            response = client().delete_objects(Bucket=base.bucket, Delete={"Objects": batch, "Quiet": True})
-        except ClientError as error:
-            raise _fail(base, error) from error
-        if response.get("Errors"):
-            first = response["Errors"][0]
-            raise S3Error(S3Uri(base.bucket, first.get("Key", "")), first.get("Message", "delete failed"))
-    return len(keys)
+    found = list(list_prefix(base))
+    delete([item.uri for item in found])
+    return len(found)
+
+
+def delete(uris: list[S3Uri] | list[str]) -> None:
+    """Delete these objects (in a versioned bucket: a delete marker each, the data stays)."""
+    by_bucket: dict[str, list[str]] = {}
+    for uri in map(_as_uri, uris):
+        by_bucket.setdefault(uri.bucket, []).append(uri.key)
+    for bucket, keys in by_bucket.items():
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            try:
+                response = client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            except ClientError as error:
+                raise _fail(S3Uri(bucket, keys[start]), error) from error
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise S3Error(S3Uri(bucket, first.get("Key", "")), first.get("Message", "delete failed"))
 
 
 def read_bytes(uri: S3Uri | str) -> bytes:

@@ -19,5 +19,8 @@ class S3Staging:
     def delete_prefix(self, prefix: str) -> int:
         return s3.delete_prefix(prefix)
 
+    def delete(self, uris: list[str]) -> None:
+        s3.delete(uris)
+
     def read_json(self, uri: str) -> Any:
         return s3.read_json(uri)

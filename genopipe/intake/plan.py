@@ -162,8 +162,16 @@ def _request(
         output_bucket=settings.output_bucket,
         inputs=sorted(inputs, key=lambda i: i.uri),
         pipeline_version=settings.pipeline_version,
+        folder=_input_folder(lanes, inputs),
     )
     return ExecutionRequest(name, pipeline_input)
+
+
+def _input_folder(lanes: list[Lane], inputs: list[InputObject]) -> str:
+    """Where the sample came from, so its outputs go to `<folder><sample>/` (DESIGN.md, Outputs):
+    the folder of its samplesheet.csv if it has one, else of its first R1."""
+    sheet = next((item.uri for item in inputs if is_samplesheet(item.uri)), None)
+    return S3Uri.parse(sheet).folder if sheet else lanes[0].r1.folder
 
 
 def _from_sheet(

@@ -67,9 +67,12 @@ def batch_job_name(sample: str, step: str) -> str:
 
 def job_spec(request: SubmitRequest) -> JobSpec:
     """SubmitJob arguments; the parameters fill the job definition's `Ref::` placeholders
-    (docs/internals.md: sample, reads, reference, staging, aligner, ploidy, caller)."""
+    (docs/internals.md: sample, reads, reference, staging, aligner, ploidy, caller). Every lane
+    carries the ETags its files were admitted with, so each step reads exactly those bytes."""
     pipeline = request.input
-    reads = json.dumps([lane.model_dump() for lane in pipeline.reads], separators=(",", ":"))
+    admitted = {item.uri: item.etag for item in pipeline.inputs}
+    lanes = [lane.pinned(admitted).model_dump(mode="json", exclude_none=True) for lane in pipeline.reads]
+    reads = json.dumps(lanes, separators=(",", ":"))
     return JobSpec(
         job_name=batch_job_name(pipeline.sample, request.step),
         job_queue=request.job_queue,

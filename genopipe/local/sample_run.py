@@ -10,6 +10,7 @@ from typing import Any
 from genopipe.aws import s3
 from genopipe.contracts import COMPLETED
 from genopipe.intake.pairing import parse_fastq_key
+from genopipe.layout import SampleFiles
 from genopipe.local.progress import Progress
 from genopipe.local.stack import LocalStack, StackOptions
 from genopipe.s3uri import S3Uri
@@ -90,13 +91,22 @@ class EventWaiter:
         return self._event
 
 
-def download_outputs(stack: LocalStack, sample: str, out: Path) -> list[Path]:
-    """Copy everything under `s3://<output bucket>/<sample>/` to `out/<sample>/`."""
-    prefix = S3Uri(stack.output_bucket, f"{sample}/")
-    files = []
+def download_outputs(event: dict[str, Any], out: Path) -> list[Path]:
+    """Copy a completed sample's published set (the folder of its event's `outputs`, i.e.
+    `s3://<output bucket>/<folder><sample>/`) to `out/<sample>/`; nothing for a failed sample."""
+    detail = event.get("detail", {})
+    manifest = (detail.get("outputs") or {}).get("manifest")
+    if not manifest:
+        return []
+    location = S3Uri.parse(manifest)
+    prefix = S3Uri(location.bucket, location.folder)
+    sample = str(detail.get("sample", "sample"))
+    files, downloaded = SampleFiles(sample), []
     for item in s3.list_prefix(prefix):
-        files.append(s3.download(item.uri, out / sample / item.uri.relative_to(prefix)))
-    return files
+        relative = item.uri.relative_to(prefix)
+        if files.publishes(relative):  # not another sample's, in a folder nested below
+            downloaded.append(s3.download(item.uri, out / sample / relative))
+    return downloaded
 
 
 @dataclass(frozen=True)
@@ -136,5 +146,5 @@ def run_one(
         finally:
             progress.finish()
         elapsed = progress.elapsed() - started
-        files = download_outputs(stack, sample, out)
+        files = download_outputs(event, out)
     return RunOutcome(event, elapsed, files)

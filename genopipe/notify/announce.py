@@ -1,4 +1,4 @@
-"""The end of a sample: promote its staging prefix to `<sample>/` (docs/internals.md) and build the
+"""The end of a sample: promote its staging prefix to `<folder><sample>/` (docs/internals.md) and build the
 EventBridge event (DESIGN.md), or, on failure, drop the staging prefix and say what went wrong.
 
 No AWS in here: staging is reached through the `Staging` port, the bus through `EventBus`
@@ -39,6 +39,8 @@ class Staging(Protocol):
 
     def delete_prefix(self, prefix: str) -> int: ...
 
+    def delete(self, uris: list[str]) -> None: ...
+
     def read_json(self, uri: str) -> Any: ...
 
 
@@ -68,13 +70,23 @@ def _usage(request: NotifyRequest) -> list[Any]:
 
 
 def complete(request: NotifyRequest, staging: Staging, bus: EventBus, prices: Prices) -> SampleEvent:
+    """Publish the sample's outputs as a whole set under `<folder><sample>/`: copy the new set, then
+    delete the files of an earlier run that the new set does not have (the bucket is versioned, so
+    the earlier set stays as noncurrent versions), then drop staging. A failure on the way leaves
+    staging in place, so publishing can be retried."""
     pipeline = request.input
     prefix = pipeline.staging if pipeline.staging.endswith("/") else pipeline.staging + "/"
-    destination = f"s3://{pipeline.output_bucket}/{pipeline.sample}/"
+    destination = pipeline.outputs_prefix
     plan = promotion_plan(pipeline.sample, staging.list_relative(prefix), prefix)
     qc = QcSummary.model_validate(staging.read_json(prefix + SUMMARY_JSON))
     for relative, promoted in sorted(plan.items()):
         staging.copy(prefix + relative, destination + promoted)
+    files, published = SampleFiles(pipeline.sample), set(plan.values())
+    stale = [
+        key for key in staging.list_relative(destination) if key not in published and files.publishes(key)
+    ]
+    if stale:
+        staging.delete(sorted(destination + key for key in stale))
     staging.delete_prefix(prefix)
     outputs = Outputs(
         **{name: destination + key for name, key in SampleFiles(pipeline.sample).required_outputs().items()}

@@ -19,8 +19,7 @@ TRIMMED_COMPRESSION = "1"
 def run(step: Step) -> None:
     lanes = step.params.reads
     for number, lane in enumerate(lanes, start=1):
-        r1 = step.fetch(lane.r1, "in", f"L{number}", "R1.fastq.gz")
-        r2 = step.fetch(lane.r2, "in", f"L{number}", "R2.fastq.gz")
+        r1, r2 = step.fetch_lane(number, lane)
         out1_key, out2_key = step.files.trimmed(number)
         out1, out2 = step.path(out1_key), step.path(out2_key)
         stem = step.files.fastp_stem(number, len(lanes))

@@ -7,8 +7,8 @@
   `percent_mapped` (samtools stats: reads mapped / raw total sequences), `mean_depth` (samtools
   coverage: mean depth over the whole reference, duplicates and secondary alignments excluded),
   `snps`, `indels`, `titv` (bcftools stats, PASS calls only).
-- `manifest.json`: inputs with ETags and sizes, tool versions per step (`versions/*.json`), the
-  reference checksum, and the sha256 of every output promoted to `<sample>/`.
+- `manifest.json`: inputs with the ETags and sizes that were read (validate.json), tool versions
+  per step (`versions/*.json`), the reference checksum, and the sha256 of every output promoted.
 """
 
 from __future__ import annotations
@@ -136,15 +136,20 @@ def run(step: Step) -> None:
     for key in reports:
         s3.upload(local[key], step.staged(key))
     s3.upload(summary_path, step.staged(SUMMARY_JSON), content_type="application/json")
-    s3.write_json(step.staged(MANIFEST_JSON), manifest(step, ref, local))
+    s3.write_json(step.staged(MANIFEST_JSON), manifest(step, ref, local, validated.get("inputs")))
 
 
-def manifest(step: Step, ref: reference.ReferenceIndex, outputs: dict[str, Path]) -> dict[str, Any]:
-    inputs = []
-    for lane in step.params.reads:
-        for uri in (lane.r1, lane.r2):
-            info = s3.head(uri)
-            inputs.append({"uri": str(uri), "etag": info.etag, "size": info.size})
+def manifest(
+    step: Step, ref: reference.ReferenceIndex, outputs: dict[str, Path], read: list[Any] | None = None
+) -> dict[str, Any]:
+    """`read`: the FASTQ objects the run read (validate.json: URI, admitted ETag, size), not what a
+    HEAD finds now; without it (a staging prefix from before validate recorded them), a HEAD."""
+    inputs = list(read) if read is not None else []
+    if read is None:
+        for lane in step.params.reads:
+            for uri in (lane.r1, lane.r2):
+                info = s3.head(uri)
+                inputs.append({"uri": str(uri), "etag": info.etag, "size": info.size})
     fasta = s3.head(ref.fasta)
     inputs.append({"uri": str(ref.fasta), "etag": fasta.etag, "size": fasta.size})
     versions: dict[str, dict[str, str]] = {}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from genopipe.aws import s3
 from genopipe.aws.s3 import S3Error
+from genopipe.contracts import Lane
 from genopipe.layout import SampleFiles, versions_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.params import StepParams
@@ -69,9 +70,17 @@ class Step:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    def fetch(self, uri: S3Uri, *parts: str) -> Path:
-        """Download an S3 object into scratch (default name: the key's last component)."""
-        return s3.download(uri, self.path(*(parts or ("in", uri.name))))
+    def fetch(self, uri: S3Uri, *parts: str, etag: str | None = None) -> Path:
+        """Download an S3 object into scratch (default name: the key's last component); with
+        `etag`, exactly that version, or the step fails naming the file (genopipe.aws.s3.download)."""
+        return s3.download(uri, self.path(*(parts or ("in", uri.name))), etag=etag)
+
+    def fetch_lane(self, number: int, lane: Lane) -> tuple[Path, Path]:
+        """A lane's R1 and R2 into scratch: the bytes the intake admitted (the lane's ETags)."""
+        folder = f"L{number}"
+        r1 = self.fetch(lane.r1, "in", folder, "R1.fastq.gz", etag=lane.r1_etag)
+        r2 = self.fetch(lane.r2, "in", folder, "R2.fastq.gz", etag=lane.r2_etag)
+        return r1, r2
 
     def pipeline(self, *commands: Command, stdin: Path | None = None, stdout: Path | None = None) -> Pipeline:
         pipeline = Pipeline(commands, self.scratch / "logs", stdin=stdin, stdout=stdout)

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.docker]
 
 # each step's programs (genopipe/steps/<step>.py), all of them runnable as the image's user
 TOOLS = {
-    "validate": ["pigz", "awk"],
+    "validate": ["pigz", "fold", "awk"],
     "reference": ["pigz", "bgzip", "samtools", "minimap2", "bwa"],
     "qc": ["fastp"],
     "align": ["minimap2", "bwa", "samtools"],

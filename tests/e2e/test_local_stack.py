@@ -6,18 +6,23 @@ import gzip
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
+from genopipe.aws import s3
+from genopipe.local.batch import JobUpdate
 from genopipe.local.demo import DEMO_LENGTH
 from genopipe.local.sample_run import EventWaiter, download_outputs, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
 from genopipe.pipeline import STEP_NAMES
+from genopipe.s3uri import S3Uri
 from genopipe.truth.evaluate import evaluate
 from genopipe.truth.simulate import SimulatedSample, simulate_sample
 
@@ -52,9 +57,9 @@ def test_demo_sample_completes_with_accurate_calls(
     assert event["source"] == "genopipe"
     assert event["detail-type"] == "Sample Completed", event["detail"].get("error")
     assert event["detail"]["qc"]["read_pairs"] == demo_sample.read_pairs
-    files = {
-        path.relative_to(tmp_path / "demo").as_posix() for path in download_outputs(stack, "demo", tmp_path)
-    }
+    # outputs sit under the folder the reads were uploaded to (upload_sample: `demo/`)
+    assert event["detail"]["outputs"]["bam"] == f"s3://{stack.output_bucket}/demo/demo/demo.bam"
+    files = {path.relative_to(tmp_path / "demo").as_posix() for path in download_outputs(event, tmp_path)}
     assert {"demo.bam", "demo.bam.bai", "demo.vcf.gz", "demo.vcf.gz.tbi", "manifest.json"} <= files
     assert "qc/multiqc_report.html" in files
     evaluation = evaluate(tmp_path / "demo" / "demo.vcf.gz", demo_sample.truth_vcf, demo_sample.reference)
@@ -142,6 +147,75 @@ def test_malformed_pair_names_the_problem_and_leaves_nothing_in_the_output_bucke
     keys = [item["Key"] for item in listed.get("Contents", [])]
     assert not [key for key in keys if key.startswith("mangled/")]
     assert not [key for key in keys if key.startswith(".staging/mangled-")]
+
+
+def test_a_file_replaced_during_its_run_fails_that_run_and_starts_its_own(
+    stack: LocalStack, demo_sample: SimulatedSample
+) -> None:
+    """Issue 15, case 2: R1 is overwritten once validate has read it; qc must not read the new
+    bytes. The old run fails naming the file; the upload starts a run of its own, which completes."""
+    replaced = gzip.compress(gzip.decompress(demo_sample.r1.read_bytes()), compresslevel=1, mtime=0)
+    assert replaced != demo_sample.r1.read_bytes()  # same reads, new bytes: a new ETag
+    r1_uri = S3Uri(stack.input_bucket, "swapped/swapped_R1.fastq.gz")
+    events: list[dict[str, Any]] = []
+    arrived = threading.Semaphore(0)
+
+    def hear(event: dict[str, Any]) -> None:
+        if event.get("detail", {}).get("sample") == "swapped":
+            events.append(event)
+            arrived.release()
+
+    overwritten = threading.Event()
+
+    def overwrite_after_validate(update: JobUpdate) -> None:
+        validated = update.sample == "swapped" and update.step == "validate" and update.status == "SUCCEEDED"
+        if validated and not overwritten.is_set():  # the first run's validate: the new run's comes later
+            overwritten.set()
+            s3.write_bytes(r1_uri, replaced)
+
+    stack.events.listeners.append(hear)
+    stack.batch.listeners.append(overwrite_after_validate)
+    try:
+        upload_sample(stack, demo_sample.r1, demo_sample.r2, "swapped")
+        for _ in range(2):
+            assert arrived.acquire(timeout=PIPELINE_TIMEOUT_S), [e["detail-type"] for e in events]
+    finally:
+        stack.batch.listeners.remove(overwrite_after_validate)
+        stack.events.listeners.remove(hear)
+
+    failed, completed = sorted(events, key=lambda e: e["detail-type"] != "Sample Failed")
+    assert failed["detail-type"] == "Sample Failed" and completed["detail-type"] == "Sample Completed"
+    error = failed["detail"]["error"]
+    assert error["step"] == "qc", error
+    expected = f"genopipe qc: {r1_uri}: changed since it was admitted (ETag "
+    assert expected in error["message"] and "the new upload starts its own run" in error["message"], error
+    manifest = json.loads(s3.read_bytes(completed["detail"]["outputs"]["manifest"]))
+    etags = {item["uri"]: item["etag"] for item in manifest["inputs"]}
+    assert etags[str(r1_uri)] == s3.head(r1_uri).etag  # the run that completed read the new bytes
+
+
+def test_same_sample_name_in_two_folders_publishes_two_sets(
+    stack: LocalStack, demo_sample: SimulatedSample
+) -> None:
+    """Issue 15, case 3: `runA/twin_R1...` and `runB/twin_R1...` publish to `runA/twin/` and
+    `runB/twin/`, each set made from its own inputs."""
+    outputs = {}
+    for folder in ("runA/", "runB/"):
+        waiter = EventWaiter(stack, "twin")
+        for read, path in (("1", demo_sample.r1), ("2", demo_sample.r2)):
+            s3.upload(path, S3Uri(stack.input_bucket, f"{folder}twin_R{read}.fastq.gz"))
+        event = waiter.wait(PIPELINE_TIMEOUT_S)
+        assert event["detail-type"] == "Sample Completed", event["detail"].get("error")
+        outputs[folder] = event["detail"]["outputs"]
+        stack.events.received.remove(event)  # so the next folder's waiter hears its own event
+
+    for folder, published in outputs.items():
+        assert published["bam"] == f"s3://{stack.output_bucket}/{folder}twin/twin.bam"
+        manifest = json.loads(s3.read_bytes(published["manifest"]))
+        assert {item["uri"] for item in manifest["inputs"]} >= {
+            f"s3://{stack.input_bucket}/{folder}twin_R1.fastq.gz",
+            f"s3://{stack.input_bucket}/{folder}twin_R2.fastq.gz",
+        }
 
 
 EBOV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ebov"

@@ -94,7 +94,7 @@ def test_a_bad_fastq_fails_the_sample_naming_file_record_and_problem(stack: Loca
     )
     assert expected in error["message"], error["message"]
     assert "Traceback" not in error["message"]
-    assert output_keys(stack, "plusbad/") == []
+    assert not [key for key in output_keys(stack, "") if "plusbad" in key]  # wherever its folder
 
 
 def test_a_bad_samplesheet_fails_at_intake(stack: LocalStack) -> None:
@@ -159,7 +159,8 @@ def test_racing_mates_and_a_thrice_delivered_event_start_one_execution(
     ]
     assert [e["executionArn"] for e in executions_of(stack, "once")] == [event["detail"]["execution_arn"]]
     assert [e["detail"]["sample"] for e in stack.events.received].count("once") == 1
-    assert {"once/once.vcf.gz", "once/once.bam"} <= set(output_keys(stack, "once/"))
+    published = set(output_keys(stack, f"{folder}once/"))  # under the folder of the inputs
+    assert {f"{folder}once/once.vcf.gz", f"{folder}once/once.bam"} <= published
 
 
 def test_a_missing_mate_is_reported_by_the_sweep(stack: LocalStack) -> None:
@@ -175,7 +176,7 @@ def test_a_missing_mate_is_reported_by_the_sweep(stack: LocalStack) -> None:
     assert error["type"] == "MateMissing" and "mate missing" in error["message"]
     assert f"s3://{stack.input_bucket}/solo/lonely_R1.fastq.gz" in error["message"]
     assert swept["rejected"] == [error["message"]]
-    assert executions_of(stack, "lonely") == [] and output_keys(stack, "lonely/") == []
+    assert executions_of(stack, "lonely") == [] and not [k for k in output_keys(stack, "") if "lonely" in k]
 
 
 def test_lanes_by_name_wait_for_the_sweep_and_run_once(stack: LocalStack) -> None:
@@ -259,8 +260,8 @@ def run_samples(
     for name in SPOT_SAMPLES:
         upload_sample(stack, samples[name].r1, samples[name].r2, name)
     events = {name: waiter.wait(TIMEOUT_S * 2) for name, waiter in waiters.items()}
-    for name in SPOT_SAMPLES:
-        s3.download(S3Uri(stack.output_bucket, f"{name}/{name}.vcf.gz"), out / f"{name}.vcf.gz")
+    for name in SPOT_SAMPLES:  # published under the folder the reads were uploaded to
+        s3.download(events[name]["detail"]["outputs"]["vcf"], out / f"{name}.vcf.gz")
     return events
 
 

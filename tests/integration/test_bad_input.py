@@ -9,7 +9,10 @@ the same failures through the whole local stack are in tests/e2e/test_reliabilit
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -18,6 +21,7 @@ import pytest
 from genopipe.aws import s3
 from genopipe.cli import main
 from genopipe.s3uri import S3Uri
+from genopipe.steps.validate import MAX_LINE_BYTES
 
 pytestmark = pytest.mark.tools
 
@@ -105,6 +109,50 @@ def test_bad_fastq_fails_validate_with_one_line(
     assert err.startswith(f"genopipe validate: {uris[named]}: {problem}"), err
     # nothing is staged for a sample that failed validation
     assert not [item for item in s3.list_prefix(STAGING) if item.uri.name == "validate.json"]
+
+
+BOMB_BYTES = 200 * 1024 * 1024  # the issue's bomb is 2 GiB; validate must stop at the first MiB either way
+
+
+def bomb(first: bytes, filler: bytes) -> bytes:
+    """`first` followed by filler up to 200 MB with no newline: one line, ~0.2 MB of gzip."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0) as writer:
+        writer.write(first)
+        chunk = filler * (1024 * 1024 // len(filler))
+        for _ in range(BOMB_BYTES // len(chunk)):
+            writer.write(chunk)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("r1", "r2", "named", "problem"),
+    [
+        (lambda: bomb(b"", b"\0"), lambda: gz(GOOD_R2), "R1",
+         "record 1: header line does not start with '@'"),
+        (lambda: gz(GOOD_R1), lambda: bomb(b"@", b"A"), "R2",
+         f"record 1: line 1 is longer than {MAX_LINE_BYTES} bytes"),
+        (lambda: gz(GOOD_R1), lambda: bomb(b"@read1/2\n", b"ACGT"), "R2",
+         f"record 1: line 2 is longer than {MAX_LINE_BYTES} bytes"),
+    ],
+    ids=["zeros as R1", "one endless header as R2", "one endless sequence as R2"],
+)  # fmt: skip
+def test_a_gzip_bomb_fails_validate_within_seconds(
+    bucket: None,
+    capsys: pytest.CaptureFixture[str],
+    r1: Callable[[], bytes],
+    r2: Callable[[], bytes],
+    named: str,
+    problem: str,
+) -> None:
+    """Issue 15, case 5: awk used to read the whole line before looking at its first byte."""
+    started = time.perf_counter()
+    code, uris = run_validate(r1(), r2())
+    seconds = time.perf_counter() - started
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err
+    assert err.startswith(f"genopipe validate: {uris[named]}: {problem}"), err
+    assert seconds < 10, f"{seconds:.1f} s"  # ~1 s here, most of it making the bomb
 
 
 def test_good_pair_passes_with_keys_holding_spaces_unicode_and_plus(bucket: None) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +18,7 @@ from moto.batch.models import Job
 
 from genopipe.aws import s3
 from genopipe.local.lambdas import LambdaContext
+from genopipe.s3uri import S3Uri
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -152,6 +156,40 @@ def test_submit_then_check_follow_the_batch_job(aws: Callable[[str], ModuleType]
     assert checked["status"] in {"SUBMITTED", "PENDING", "RUNNABLE"} and checked["wait_seconds"] == 20
 
 
+@contextmanager
+def _log_lines(module: ModuleType) -> Iterator[list[dict[str, Any]]]:
+    """The JSON log lines a handler module's Powertools logger writes while the block runs."""
+    handlers = logging.getLogger(module.logger.service).handlers
+    streams = [h for h in handlers if isinstance(h, logging.StreamHandler)]
+    buffer, lines = io.StringIO(), []
+    saved = [h.setStream(buffer) for h in streams]
+    try:
+        yield lines
+    finally:
+        for handler, stream in zip(streams, saved, strict=True):
+            handler.setStream(stream)
+        lines.extend(json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{"))
+
+
+def test_log_keys_of_one_invocation_do_not_reach_the_next(
+    aws: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, case 10: every function logs as service `genopipe` (template Globals), so their
+    Powertools loggers share one formatter in a process (the local stack's, or a warm Lambda's)."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "genopipe")
+    queue, definition = _batch_queue_and_definition()
+    submit, check, intake = aws("submit_job"), aws("check_job"), aws("intake")
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    state = submit.handler(request, CONTEXT)
+    check.handler(_event("check_job.json") | {"job_id": state["job_id"]}, CONTEXT)
+    boto3.client("s3").put_object(Bucket=INPUT, Key="runs/run 1/NA12878_R1.fastq.gz", Body=b"r1")
+    with _log_lines(intake) as lines:
+        intake.handler(_event("s3_put_r1.json"), CONTEXT)
+    assert lines and all(line["function_name"] == CONTEXT.function_name for line in lines)
+    leftovers = [sorted({"sample", "step", "job_id", "capacity"} & set(line)) for line in lines]
+    assert leftovers == [[] for _ in lines], lines
+
+
 def test_check_of_an_unknown_job_raises(aws: Callable[[str], ModuleType]) -> None:
     _batch_queue_and_definition()
     with pytest.raises(Exception, match="Batch does not know job 2b3c1f6e"):
@@ -189,6 +227,38 @@ def test_notify_failure_drops_staging_and_puts_sample_failed(aws: Callable[[str]
         "type": "JobFailed",
         "message": "qc job NA12878-qc (j) failed: exit code 1",
     }
+
+
+def test_notify_success_replaces_the_earlier_set_which_stays_as_noncurrent_versions(
+    aws: Callable[[str], ModuleType],
+) -> None:
+    """Issue 15, case 3: on the versioned output bucket (template.yaml), under the input's folder."""
+    boto3.client("s3").put_bucket_versioning(Bucket=OUTPUT, VersioningConfiguration={"Status": "Enabled"})
+    request = _event("submit_job.json")["input"]
+    published = f"s3://{OUTPUT}/runs/run 1/NA12878/"
+    outputs = ["NA12878.bam", "NA12878.bam.bai", "NA12878.vcf.gz", "NA12878.vcf.gz.tbi", "manifest.json"]
+    outputs += ["qc/multiqc_report.html", "summary.json"]
+
+    def publish(run: str, fastp: list[str]) -> None:
+        staging = request["staging"].replace("0123456789abcdef", run)
+        for key in [*outputs, *fastp]:
+            body = json.dumps({"read_pairs": 1}) if key == "summary.json" else f"{run} {key}"
+            s3.write_bytes(staging + key, body.encode())
+        payload = {"outcome": "SUCCEEDED", "execution_arn": "arn:x", "input": request | {"staging": staging}}
+        returned = aws("notify").handler(payload, CONTEXT)
+        assert returned["detail"]["outputs"]["bam"] == published + "NA12878.bam"
+
+    publish("first-run-2lanes", [f"qc/NA12878_L{n}.fastp.{ext}" for n in (1, 2) for ext in ("json", "html")])
+    publish("second-run-1lane", ["qc/NA12878.fastp.json", "qc/NA12878.fastp.html"])
+    current = sorted(item.uri.relative_to(S3Uri.parse(published)) for item in s3.list_prefix(published))
+    assert "qc/NA12878_L1.fastp.json" not in current and "qc/NA12878.fastp.json" in current
+    assert len(current) == 9
+    assert s3.read_bytes(published + "NA12878.bam") == b"second-run-1lane NA12878.bam"
+    versions = boto3.client("s3").list_object_versions(
+        Bucket=OUTPUT, Prefix="runs/run 1/NA12878/qc/NA12878_L1"
+    )
+    assert [v["IsLatest"] for v in versions["Versions"]] == [False, False]  # json and html, recoverable
+    assert list(s3.list_prefix(f"s3://{OUTPUT}/.staging/")) == []
 
 
 def _batch_jobs(queue: str) -> list[dict[str, Any]]:

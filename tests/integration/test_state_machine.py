@@ -173,11 +173,12 @@ def test_happy_path_promotes_outputs_and_announces_completion(stack: Stack) -> N
     first = next(launch for launch in stack.runner.launches if launch.command[0] == "validate")
     reads = json.loads(first.command[first.command.index("--reads") + 1])
     assert reads[0]["r1"].endswith("/runs/run 1/S1_R1.fastq.gz")  # the URL-encoded key was decoded
+    assert reads[0]["r1_etag"] and reads[0]["r2_etag"]  # pinned to the admitted bytes (issue 15, case 2)
     assert first.command[first.command.index("--reference") + 1] == REFERENCE
     output = stack.outputs["OutputBucketName"]
     keys = sorted(o.uri.key for o in s3.list_prefix(f"s3://{output}/"))
     assert keys == sorted(
-        f"S1/{k}"
+        f"runs/run 1/S1/{k}"  # under the folder of the inputs (issue 15, case 3)
         for k in [
             "S1.bam",
             "S1.bam.bai",
@@ -195,7 +196,7 @@ def test_happy_path_promotes_outputs_and_announces_completion(stack: Stack) -> N
     assert event["detail-type"] == "Sample Completed"
     detail = event["detail"]
     assert detail["sample"] == "S1" and detail["execution_arn"] == arn and detail["status"] == "SUCCEEDED"
-    assert detail["outputs"]["vcf"] == f"s3://{output}/S1/S1.vcf.gz"
+    assert detail["outputs"]["vcf"] == f"s3://{output}/runs/run 1/S1/S1.vcf.gz"
     assert detail["qc"] == SUMMARY
     assert detail["cost"]["spot_vcpu_hours"] > 0 and detail["cost"]["on_demand_vcpu_hours"] == 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genopipe.steps.validate import FASTQ_PAIR_CHECK
+from genopipe.steps.validate import line_cap, pair_check
 
 
 def verdict(tmp_path: Path, r1_text: str, r2_text: str) -> str:
@@ -16,8 +16,12 @@ def verdict(tmp_path: Path, r1_text: str, r2_text: str) -> str:
     r1.write_bytes(gzip.compress(r1_text.encode()))
     r2.write_bytes(gzip.compress(r2_text.encode()))
     pigz = subprocess.Popen(["pigz", "-dc", str(r1)], stdout=subprocess.PIPE)
-    check = ["awk", "-v", f"r2=pigz -dc '{r2}'", FASTQ_PAIR_CHECK]
-    done = subprocess.run(check, stdin=pigz.stdout, capture_output=True, text=True)
+    capped = subprocess.Popen(line_cap(), stdin=pigz.stdout, stdout=subprocess.PIPE)
+    assert pigz.stdout is not None
+    pigz.stdout.close()
+    check = pair_check(r2, tmp_path / "r2-status.txt")
+    done = subprocess.run(check, stdin=capped.stdout, capture_output=True, text=True)
+    capped.wait()
     pigz.wait()
     return done.stdout.strip()
 

@@ -10,6 +10,7 @@ import pytest
 from genopipe.contracts import (
     AttemptUsage,
     Failure,
+    InputObject,
     JobState,
     JobUsage,
     Lane,
@@ -22,6 +23,7 @@ from genopipe.jobs.backoff import PollingPolicy
 from genopipe.jobs.status import DescribedJob, JobFailed, advance, job_spec, submitted
 from genopipe.notify.announce import PromotionError, announce, describe_failure
 from genopipe.notify.cost import Prices, estimate
+from genopipe.steps.params import StepParams
 from tests.fakes import MemoryBus, MemoryInputStore, MemoryStaging
 
 SETTINGS = IntakeSettings(
@@ -121,6 +123,29 @@ def test_job_spec_fills_the_internals_parameters() -> None:
     assert json.loads(spec.parameters["reads"]) == [
         {"r1": "s3://in/S1_R1.fastq.gz", "r2": "s3://in/S1_R2.fastq.gz"}
     ]
+
+
+def test_job_spec_pins_every_lane_to_its_admitted_etags() -> None:
+    request = _request()
+    pinned = request.input.model_copy(
+        update={
+            "inputs": [
+                InputObject(uri="s3://in/S1_R1.fastq.gz", etag="e1"),
+                InputObject(uri="s3://in/S1_R2.fastq.gz", etag="e2"),
+            ]
+        }
+    )
+    spec = job_spec(request.model_copy(update={"input": pinned}))
+    (lane,) = json.loads(spec.parameters["reads"])
+    assert lane == {
+        "r1": "s3://in/S1_R1.fastq.gz",
+        "r2": "s3://in/S1_R2.fastq.gz",
+        "r1_etag": "e1",
+        "r2_etag": "e2",
+    }
+    assert StepParams(
+        sample="S1", reads=spec.parameters["reads"], reference="s3://r/g.fa", staging="s3://o/s/"
+    ).reads[0] == Lane(r1="s3://in/S1_R1.fastq.gz", r2="s3://in/S1_R2.fastq.gz", r1_etag="e1", r2_etag="e2")
 
 
 def _described(
