@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from genopipe.contracts import Aligner, Caller, InputObject, Lane, PipelineInput
-from genopipe.intake.pairing import SAMPLESHEET_NAME, is_samplesheet, pair_sample, parse_fastq_key
+from genopipe.intake.pairing import (
+    SAMPLESHEET_NAME,
+    PairingError,
+    is_samplesheet,
+    pair_sample,
+    parse_fastq_key,
+)
 from genopipe.intake.samplesheet import SampleSheet, SamplesheetError, SheetSample, parse_samplesheet
 from genopipe.s3uri import S3Uri, folder_of
 
@@ -116,12 +122,14 @@ def execution_name(
     lanes: list[Lane] | None = None,
     ploidy: int = 2,
     caller: str = "bcftools",
+    folder: str = "",
 ) -> str:
-    """A function of what decides the results: the sample, its FASTQ objects (URI and ETag), their
-    pairing into lanes, the ploidy, the caller and the pipeline version. Not of how the sample was
-    announced: a `samplesheet.csv` that arrives after its pair started, listing the same files for
-    the same sample, ploidy and caller, names the same execution (so starts nothing new); one that
-    changes the sample name, the files, their pairing, the ploidy or the caller names a new one."""
+    """A function of what decides the results and where they go: the sample, its FASTQ objects
+    (URI and ETag), their pairing into lanes, the ploidy, the caller, the output folder and the
+    pipeline version. Not of how the sample was announced: a `samplesheet.csv` beside a pair that
+    already started, listing the same files for the same sample, ploidy and caller, names the same
+    execution (so starts nothing new); one that changes any of those, or a sheet in another folder
+    (whose outputs go to that folder), names a new one."""
     fastqs = sorted((i.uri, i.etag) for i in inputs if not is_samplesheet(i.uri))
     material = json.dumps(
         {
@@ -131,6 +139,7 @@ def execution_name(
             "lanes": [(str(lane.r1), str(lane.r2)) for lane in lanes or []],
             "ploidy": ploidy,
             "caller": caller,
+            "folder": folder,
             "version": pipeline_version,
         },
         sort_keys=True,
@@ -150,7 +159,8 @@ def _request(
     caller: Caller | None = None,
 ) -> ExecutionRequest:
     caller = caller or settings.default_caller
-    name = execution_name(sample, bucket, inputs, settings.pipeline_version, lanes, ploidy, caller)
+    folder = _input_folder(lanes, inputs)
+    name = execution_name(sample, bucket, inputs, settings.pipeline_version, lanes, ploidy, caller, folder)
     pipeline_input = PipelineInput(
         sample=sample,
         reads=lanes,
@@ -162,7 +172,7 @@ def _request(
         output_bucket=settings.output_bucket,
         inputs=sorted(inputs, key=lambda i: i.uri),
         pipeline_version=settings.pipeline_version,
-        folder=_input_folder(lanes, inputs),
+        folder=folder,
     )
     return ExecutionRequest(name, pipeline_input)
 
@@ -215,6 +225,20 @@ def _read_sheet(store: InputStore, uri: str) -> SampleSheet:
     return parse_samplesheet(text, uri)
 
 
+def _check_folder(key: str, folder: str) -> None:
+    """Outputs go to `<folder><sample>/` in the output bucket: a folder that would land them in
+    `.staging/` (expired by the lifecycle rule) or outside the folder (`..`) is refused."""
+    parts = folder[:-1].split("/") if folder else []  # a folder ends with its "/"
+    bad = next((part for part in parts if part == "" or part.startswith(".")), None)
+    if bad is not None:
+        named = repr(bad) if bad else "an empty name"
+        raise PairingError(
+            f"{key}: folder {folder!r} holds {named}: folder names may not be empty or start with '.' "
+            "(outputs go to the same folder in the output bucket)",
+            key.rsplit("/", 1)[-1],
+        )
+
+
 def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> IntakeDecision:
     """What to start now that `s3://bucket/key` (already URL-decoded) exists.
 
@@ -223,6 +247,7 @@ def plan(bucket: str, key: str, store: InputStore, settings: IntakeSettings) -> 
     """
     uri = f"s3://{bucket}/{key}"
     folder = folder_of(key)
+    _check_folder(key, folder)
     if is_samplesheet(key):
         listing = store.list_folder(bucket, folder)
         sheet = _read_sheet(store, uri)

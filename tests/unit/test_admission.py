@@ -359,3 +359,26 @@ def test_upper_case_suffixes_start_a_run(world: World) -> None:
     world.put("uc/U_R2.FASTQ.GZ", b"u2")
     (name,) = world.admission.on_object(INPUT, "uc/U_R2.FASTQ.GZ").started
     assert world.execution_input(name)["sample"] == "U"
+
+
+@pytest.mark.parametrize("key", ["run/../x_R1.fastq.gz", ".staging/x_R1.fastq.gz", "a//x_R1.fastq.gz"])
+def test_folders_that_would_misplace_outputs_are_refused(world: World, key: str) -> None:
+    world.put(key, b"r1")
+    world.admission.on_object(INPUT, key)
+
+    (event,) = world.bus
+    assert event.detail.error is not None and event.detail.error.type == "InvalidInputName"
+    assert "folder names may not be empty or start with '.'" in event.detail.error.message
+
+
+def test_the_same_files_listed_by_sheets_in_two_folders_are_two_runs(world: World) -> None:
+    world.put("data/A_1.fq.gz", b"a1")
+    world.put("data/A_2.fq.gz", b"a2")
+    sheet = b"sample,fastq_1,fastq_2\nA,s3://in-bucket/data/A_1.fq.gz,s3://in-bucket/data/A_2.fq.gz\n"
+    world.put("x/samplesheet.csv", sheet)
+    world.put("y/samplesheet.csv", sheet)
+    (first,) = world.admission.on_object(INPUT, "x/samplesheet.csv").started
+    (second,) = world.admission.on_object(INPUT, "y/samplesheet.csv").started
+
+    assert first != second
+    assert [world.execution_input(n)["folder"] for n in (first, second)] == ["x/", "y/"]
