@@ -23,7 +23,7 @@ from moto.batch.models import Job
 from moto.batch.utils import JobStatus
 from moto.core.utils import unix_time_millis
 
-from genopipe.local import waits
+from genopipe.local import iam, waits
 from genopipe.local.capacity import Capacity
 from genopipe.local.executors import JobLaunch, JobRunner
 from genopipe.local.retry_strategy import RetryStrategy
@@ -254,8 +254,7 @@ class LocalBatch:
                 "AWS_ENDPOINT_URL": self.endpoint_url,
                 "AWS_DEFAULT_REGION": job.job_definition._region,
                 "AWS_REGION": job.job_definition._region,
-                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                **self._credentials(properties),
                 "AWS_BATCH_JOB_ID": job.job_id,
                 "GENOPIPE_THREADS": str(vcpus),
             }
@@ -269,6 +268,22 @@ class LocalBatch:
             vcpus=vcpus,
             memory_mib=memory,
         )
+
+    @staticmethod
+    def _credentials(properties: dict[str, Any]) -> dict[str, str]:
+        """The job role's keys (ECS gives a task its job role's credentials), or, without IAM
+        enforcement, this process's."""
+        enforcement = iam.active()
+        if enforcement is None:
+            return {
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                "AWS_SESSION_TOKEN": "",
+            }
+        role = properties.get("jobRoleArn")
+        if not role:  # no job role: the container has no AWS identity of its own
+            return {"AWS_ACCESS_KEY_ID": "no-job-role", "AWS_SECRET_ACCESS_KEY": "no-job-role", "AWS_SESSION_TOKEN": ""}
+        return {"AWS_SESSION_TOKEN": "", **enforcement.role(str(role), "batch-job").environment()}
 
     # -- status --------------------------------------------------------------------------------
 

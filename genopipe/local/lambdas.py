@@ -29,6 +29,8 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+from genopipe.local import iam
+
 log = logging.getLogger(__name__)
 
 # os.environ is process-wide, so handlers run one at a time (they are short: API calls only)
@@ -163,10 +165,14 @@ def _invoke(registry: HandlerRegistry, function: LambdaFunction, event: Any) -> 
         timeout_s=float(function.timeout),
     )
     assert _STDOUT is not None
+    enforcement = iam.active()
     with _ENVIRONMENT_LOCK, _environment(variables), _STDOUT.captured() as output:
         try:
+            # the function's own execution role, for this invocation only (other threads keep theirs)
+            principal = enforcement.role(str(function.role), "lambda") if enforcement else None
             handler = registry.handler_for(function)
-            result = handler(event, context)
+            with iam.acting_as(principal):
+                result = handler(event, context)
             payload, errored = json.dumps(result, default=str), False
         except Exception as error:
             payload = json.dumps(
