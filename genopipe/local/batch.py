@@ -282,7 +282,11 @@ class LocalBatch:
             }
         role = properties.get("jobRoleArn")
         if not role:  # no job role: the container has no AWS identity of its own
-            return {"AWS_ACCESS_KEY_ID": "no-job-role", "AWS_SECRET_ACCESS_KEY": "no-job-role", "AWS_SESSION_TOKEN": ""}
+            return {
+                "AWS_ACCESS_KEY_ID": "no-job-role",
+                "AWS_SECRET_ACCESS_KEY": "no-job-role",
+                "AWS_SESSION_TOKEN": "",
+            }
         return {"AWS_SESSION_TOKEN": "", **enforcement.role(str(role), "batch-job").environment()}
 
     # -- status --------------------------------------------------------------------------------

@@ -47,8 +47,8 @@ import botocore.credentials
 import botocore.session
 from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
-from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult, S3IAMRequest
 from moto.core.exceptions import AccessDeniedError, _RESTError
+from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult, S3IAMRequest
 from moto.iam.models import iam_backends
 from moto.s3.exceptions import BucketAccessDeniedError
 from moto.sts.models import sts_backends
@@ -87,7 +87,25 @@ class Principal:
         return variables
 
 
-_CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("genopipe_principal", default=None)
+@dataclass(frozen=True)
+class Decision:
+    """One authorisation the local stack made: who, what, on which resource, and the answer."""
+
+    principal_arn: str
+    action: str
+    resource: str
+    allowed: bool
+
+    @property
+    def role(self) -> str:
+        """The role's name for an assumed-role session (`.../assumed-role/<role>/<session>`)."""
+        parts = self.principal_arn.split("/")
+        return parts[1] if ":assumed-role/" in self.principal_arn and len(parts) > 2 else parts[-1]
+
+
+_CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "genopipe_principal", default=None
+)
 
 
 class _PrincipalCredentials(botocore.credentials.Credentials):
@@ -101,15 +119,15 @@ class _PrincipalCredentials(botocore.credentials.Credentials):
     def _principal(self) -> Principal:
         return _CURRENT.get() or self._enforcement.admin
 
-    @property  # type: ignore[override]
+    @property
     def access_key(self) -> str:
         return self._principal().access_key_id
 
-    @property  # type: ignore[override]
+    @property
     def secret_key(self) -> str:
         return self._principal().secret_access_key
 
-    @property  # type: ignore[override]
+    @property
     def token(self) -> str | None:
         return self._principal().session_token
 
@@ -239,7 +257,7 @@ def _request_class(base: type, action: str, conditions: dict[str, str] | None = 
     """moto's IAM request for `base`, checking `action` (not the one moto derived), with
     condition values, and denying with AWS's message."""
 
-    class Request(base):  # type: ignore[misc,valid-type]
+    class Request(base):
         def __init__(self, **kwargs: Any) -> None:
             kwargs["action"] = action
             super().__init__(**kwargs)
@@ -256,14 +274,16 @@ def _request_class(base: type, action: str, conditions: dict[str, str] | None = 
             self._resource = resource
             if self._action == "sts:GetCallerIdentity":  # always allowed, as on AWS
                 return
-            permitted = False
+            permitted, denied = False, False
             for policy in self._access_key.collect_policies():
                 document = _ConditionalPolicy(_policy_document(policy), conditions or {})
                 result = document.is_action_permitted(self._action, resource)
-                if result == PermissionResult.DENIED:
-                    self._raise_access_denied()
+                denied = denied or result == PermissionResult.DENIED
                 permitted = permitted or result == PermissionResult.PERMITTED
-            if not permitted:
+            allowed = permitted and not denied
+            if _ACTIVE is not None:
+                _ACTIVE.decisions.append(Decision(self._access_key.arn, self._action, resource, allowed))
+            if not allowed:
                 self._raise_access_denied()
 
         def _raise_access_denied(self) -> None:
@@ -306,7 +326,9 @@ class _ConditionalPolicy(IAMPolicy):
         permitted = False
         for statement in statements if isinstance(statements, list) else [statements]:
             unconditioned = {k: v for k, v in statement.items() if k != "Condition"}
-            result = IAMPolicy(json.dumps({"Statement": [unconditioned]})).is_action_permitted(action, resource)
+            result = IAMPolicy(json.dumps({"Statement": [unconditioned]})).is_action_permitted(
+                action, resource
+            )
             if result == PermissionResult.NEUTRAL:
                 continue
             if not _conditions_hold(statement.get("Condition", {}), self._values):
@@ -360,12 +382,16 @@ def _authorize_normal(self: Any, resource: str = "*") -> None:
     if not _authorising(self):
         _ORIGINAL_NORMAL(self, resource)
         return
-    service = {"awslambda": "lambda", "stepfunctions": "states"}.get(str(self.service_name), str(self.service_name))
+    service = {"awslambda": "lambda", "stepfunctions": "states"}.get(
+        str(self.service_name), str(self.service_name)
+    )
     operation = str(self._get_action())
     if service == "batch":
         operation = _BATCH_OPERATIONS.get(operation.lower(), operation)
     action = _IAM_ACTION.get((service, operation), operation)
-    checks = [(action, found) for found in (_resources(service, action, self) if resource == "*" else [resource])]
+    checks = [
+        (action, found) for found in (_resources(service, action, self) if resource == "*" else [resource])
+    ]
     checks += _additional(service, action, self)
     for needed, on in checks:
         self._authenticate_and_authorize_action(_request_class(IAMRequest, needed), on)
@@ -405,6 +431,7 @@ class Enforcement:
         self._admin: Principal | None = None
         self._roles: dict[str, Principal] = {}
         self._lock = threading.Lock()
+        self.decisions: list[Decision] = []  # every authorisation after the bootstrap, in order
 
     @property
     def admin(self) -> Principal:
@@ -467,7 +494,7 @@ class Enforcement:
         def load_credentials(resolver: Any) -> botocore.credentials.Credentials:
             return _PrincipalCredentials(enforcement)
 
-        botocore.credentials.CredentialResolver.load_credentials = load_credentials  # type: ignore[method-assign]
+        botocore.credentials.CredentialResolver.load_credentials = load_credentials
         boto3.DEFAULT_SESSION = None  # its cached credentials were resolved before
         ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _authorize_normal  # type: ignore[method-assign]
         ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _authorize_s3  # type: ignore[method-assign]
@@ -476,7 +503,7 @@ class Enforcement:
     def uninstall(self) -> None:
         global _ACTIVE
         _ACTIVE = None
-        botocore.credentials.CredentialResolver.load_credentials = _ORIGINAL_LOAD  # type: ignore[method-assign]
+        botocore.credentials.CredentialResolver.load_credentials = _ORIGINAL_LOAD
         boto3.DEFAULT_SESSION = None
         ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _ORIGINAL_NORMAL  # type: ignore[method-assign]
         ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = _ORIGINAL_S3  # type: ignore[method-assign]
