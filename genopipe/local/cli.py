@@ -50,6 +50,11 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between scheduled intake sweeps (default: the template's SweepSchedule times "
         "--wait-scale; 0 = never)",
     )
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="turn IAM enforcement off (every call allowed; the stack then no longer fails where AWS would)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the local stack")
 
 
@@ -94,6 +99,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         events_file=args.events_file,
         reference=args.reference,
         sweep_every=args.sweep_every,
+        iam=not args.no_iam,
     )
 
 

@@ -340,13 +340,19 @@ def reasons() -> dict[str, dict[str, str]]:
     return dict(load(ROOT / "template.yaml").get("Metadata", {}).get("GrantReasons", {}))
 
 
-def test_every_action_called_is_granted(context: Context) -> None:
+def test_every_action_called_is_granted(context: Context, capsys: pytest.CaptureFixture[str]) -> None:
+    called: dict[str, set[str]] = {}
     for logical_id, calls in CALLS.items():
         role = context.roles[logical_id]
         made = decisions_during(lambda calls=calls: calls(context))
         denied = [d for d in made if d.role == role and not d.allowed]
         assert not denied, f"{logical_id}: denied {denied}"
-        assert any(d.role == role for d in made), f"{logical_id}: its calls made no authorised request"
+        called[logical_id] = {d.action for d in made if d.role == role}
+        assert called[logical_id], f"{logical_id}: its calls made no authorised request"
+    with capsys.disabled():
+        print(f"\nactions called: {sum(len(a) for a in called.values())}")
+        for logical_id, actions in called.items():
+            print(f"  {logical_id}: {', '.join(sorted(actions))}")
 
 
 def test_every_grant_is_needed_or_explained(context: Context, capsys: pytest.CaptureFixture[str]) -> None:
