@@ -14,7 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
 from genopipe import s3
-from genopipe.local import iam, lambdas, server, waits
+from genopipe.local import iam, lambdas, limits, server, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.events import EventCapture
 from genopipe.local.executors import JobRunner, NativeRunner
@@ -143,6 +143,7 @@ class LocalStack:
             log.warning("local stack: IAM enforcement is off (--no-iam): every call is allowed")
             self._server = server.start(self.options.port)
         lambdas.install(translated.code_folders)
+        limits.install()
         waits.install(self.options.wait_scale)
         self.batch.install()
         parameters = scaled_parameters(translated.template, self.options.parameters, self.options.wait_scale)
@@ -183,6 +184,7 @@ class LocalStack:
             self._server = None
         self.batch.uninstall()
         lambdas.uninstall()
+        limits.uninstall()
         if self.enforcement is not None:
             iam.interpreter_acts_as(None, None)
             self.enforcement.uninstall()
