@@ -136,6 +136,12 @@ def serve(options: StackOptions) -> int:
         print(f"output bucket  s3://{stack.output_bucket}/")
         if stack.reference_uri:
             print(f"reference      {stack.reference_uri}")
+        if stack.enforcement is not None:  # IAM is enforced: a user's SDK or CLI acts as the local admin
+            admin = stack.enforcement.admin
+            print(
+                f"credentials    export AWS_ACCESS_KEY_ID={admin.access_key_id} "
+                f"AWS_SECRET_ACCESS_KEY={admin.secret_access_key}  (local admin; moto only)"
+            )
         if stack.sweeper is not None:
             print(f"intake sweep   every {stack.sweeper.interval_s:g} s (now: genopipe local sweep)")
         print(
