@@ -47,7 +47,7 @@ import botocore.credentials
 import botocore.session
 from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
-from moto.core.exceptions import AccessDeniedError, _RESTError
+from moto.core.exceptions import AccessDeniedError, JsonRESTError, _RESTError
 from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult, S3IAMRequest
 from moto.iam.models import iam_backends
 from moto.s3.exceptions import BucketAccessDeniedError
@@ -253,6 +253,18 @@ class _AccessDenied(AccessDeniedError):
         _RESTError.__init__(self, "AccessDenied", message)
 
 
+class _JsonAccessDenied(JsonRESTError):
+    """The denial of a JSON-protocol service, in JSON (moto answers XML, which the SDK cannot parse)."""
+
+    code = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("AccessDeniedException", message)
+
+
+_JSON_SERVICES = {"batch", "dynamodb", "states", "events", "logs", "lambda"}
+
+
 def _request_class(base: type, action: str, conditions: dict[str, str] | None = None) -> type:
     """moto's IAM request for `base`, checking `action` (not the one moto derived), with
     condition values, and denying with AWS's message."""
@@ -290,6 +302,8 @@ def _request_class(base: type, action: str, conditions: dict[str, str] | None = 
             message = _denied_message(self._access_key.arn, self._action, getattr(self, "_resource", "*"))
             if base is S3IAMRequest:
                 raise _S3AccessDenied(str(self._data.get("BucketName", "")), message)
+            if self._service in _JSON_SERVICES:
+                raise _JsonAccessDenied(message)
             raise _AccessDenied(message)
 
     return Request
