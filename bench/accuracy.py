@@ -22,7 +22,7 @@ Data (nothing is copied into the repository):
 Callers: every chain calls with the call step's default caller; on the minimap2 chains the call
 step is run again with each other caller (`genopipe job call --caller ...`, timed), so both
 callers see the same BAM. Per caller: the filter sets below, the haplotype-aware figures of
-genopipe.evaluate, and the default filters' false calls and misses sorted into error classes
+genopipe.truth.evaluate, and the default filters' false calls and misses sorted into error classes
 (homopolymer, tandem repeat, near another variant, low depth, no truth record within 1 kb).
 The default caller and filter set are picked by `recommend()` (its rule is in the JSON).
 

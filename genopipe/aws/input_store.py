@@ -14,7 +14,7 @@ from genopipe.aws import s3
 from genopipe.intake.plan import InputUnreadable
 from genopipe.s3uri import S3Uri
 
-_UNREADABLE = {"access denied", "no such object", "no such bucket"}
+_UNREADABLE = ("access denied", "no such object", "no such bucket")  # how S3Error.problem starts
 
 
 @contextmanager
@@ -22,7 +22,7 @@ def _unreadable_is_the_samples_problem() -> Iterator[None]:
     try:
         yield
     except s3.S3Error as error:
-        if error.problem in _UNREADABLE:
+        if error.problem.startswith(_UNREADABLE):
             raise InputUnreadable(str(error)) from error
         raise
 

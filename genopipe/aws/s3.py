@@ -77,7 +77,9 @@ def _fail(uri: S3Uri, error: ClientError) -> S3Error:
     if code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}:
         return S3NotFound(uri, "no such object" if code != "NoSuchBucket" else "no such bucket")
     if code in {"403", "AccessDenied"}:
-        return S3Error(uri, "access denied")
+        # AWS names the principal and the denied action (`... is not authorized to perform: s3:PutObject`)
+        detail = message if message not in {"", code, "Access Denied", "Forbidden"} else ""
+        return S3Error(uri, f"access denied: {detail}" if detail else "access denied")
     return S3Error(uri, f"{code}: {message}")
 
 

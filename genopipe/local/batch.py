@@ -23,9 +23,9 @@ from moto.batch.models import Job
 from moto.batch.utils import JobStatus
 from moto.core.utils import unix_time_millis
 
-from genopipe.local import waits
+from genopipe.local import iam, waits
 from genopipe.local.capacity import HostCapacity
-from genopipe.local.executors import JobLaunch, JobRunner
+from genopipe.local.executors import MEMORY_KILL_EXIT, OUT_OF_MEMORY, JobLaunch, JobRunner
 from genopipe.local.retry_strategy import RetryStrategy
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/batch/job"
 _ORIGINAL_RUN = Job.run
 ESSENTIAL_EXITED = "Essential container in task exited"
+TIMED_OUT = "Job attempt duration exceeded timeout"
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,13 @@ class _LogStream:
         self.name = job._stream_name
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.last_line = ""
         self._backend.ensure_log_group(LOG_GROUP)
         if self.name not in self._backend.groups[LOG_GROUP].streams:
             self._backend.create_log_stream(LOG_GROUP, self.name)
 
     def __call__(self, line: str) -> None:
+        self.last_line = line
         with self._lock:
             self._pending.append({"timestamp": int(unix_time_millis()), "message": line or " "})
             if len(self._pending) >= 100:
@@ -101,6 +104,15 @@ class _LogStream:
         if self._pending:
             self._backend.put_log_events(LOG_GROUP, self.name, self._pending)
             self._pending = []
+
+
+def _attempt_duration_s(job: Job) -> float | None:
+    """The job's AttemptDurationSeconds (SubmitJob's timeout, else the job definition's)."""
+    for timeout in (getattr(job, "timeout", None), job.job_definition.timeout):
+        seconds = (timeout or {}).get("attemptDurationSeconds")
+        if seconds:
+            return float(seconds)
+    return None
 
 
 class LocalBatch:
@@ -193,9 +205,23 @@ class LocalBatch:
         this_attempt = launch.model_copy(
             update={"environment": {**launch.environment, "AWS_BATCH_JOB_ATTEMPT": str(attempt)}}
         )
+        timed_out = threading.Event()
+        limit = _attempt_duration_s(job)
+        deadline = None
+        if limit is not None:
+
+            def expire() -> None:
+                timed_out.set()
+                cancel.set()
+
+            deadline = threading.Timer(limit, expire)
+            deadline.daemon = True
+            deadline.start()
         code = self.runner.run(this_attempt, stream, cancel)
         if timer is not None:
             timer.cancel()
+        if deadline is not None:
+            deadline.cancel()
         stream.flush()
         finished_at = datetime.now()
         if reclaim is not None:
@@ -203,8 +229,16 @@ class LocalBatch:
             exit_code, status_reason, reason = None, f"Host EC2 (instance {reclaim[1]}) terminated.", ""
             stream(status_reason)
             stream.flush()
+        elif timed_out.is_set():  # Batch terminates the attempt, and does not retry a timed-out job
+            exit_code, status_reason, reason = None, TIMED_OUT, ""
+            job.stop = True
+            stream(status_reason)
+            stream.flush()
         elif job.stop:
             exit_code, status_reason, reason = code, job.job_stopped_reason or "Terminated", ""
+        elif code == MEMORY_KILL_EXIT and stream.last_line == OUT_OF_MEMORY:
+            # the container went over the job definition's memory: the kernel killed it
+            exit_code, status_reason, reason = code, ESSENTIAL_EXITED, OUT_OF_MEMORY
         else:
             exit_code = code
             status_reason = ESSENTIAL_EXITED if code != 0 else ""
@@ -254,8 +288,7 @@ class LocalBatch:
                 "AWS_ENDPOINT_URL": self.endpoint_url,
                 "AWS_DEFAULT_REGION": job.job_definition._region,
                 "AWS_REGION": job.job_definition._region,
-                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                **self._credentials(properties),
                 "AWS_BATCH_JOB_ID": job.job_id,
                 "GENOPIPE_THREADS": str(vcpus),
             }
@@ -269,6 +302,26 @@ class LocalBatch:
             vcpus=vcpus,
             memory_mib=memory,
         )
+
+    @staticmethod
+    def _credentials(properties: dict[str, Any]) -> dict[str, str]:
+        """The job role's keys (ECS gives a task its job role's credentials), or, without IAM
+        enforcement, this process's."""
+        enforcement = iam.active()
+        if enforcement is None:
+            return {
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                "AWS_SESSION_TOKEN": "",
+            }
+        role = properties.get("jobRoleArn")
+        if not role:  # no job role: the container has no AWS identity of its own
+            return {
+                "AWS_ACCESS_KEY_ID": "no-job-role",
+                "AWS_SECRET_ACCESS_KEY": "no-job-role",
+                "AWS_SESSION_TOKEN": "",
+            }
+        return {"AWS_SESSION_TOKEN": "", **enforcement.role(str(role), "batch-job").environment()}
 
     # -- status --------------------------------------------------------------------------------
 

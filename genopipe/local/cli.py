@@ -50,6 +50,11 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between scheduled intake sweeps (default: the template's SweepSchedule times "
         "--wait-scale; 0 = never)",
     )
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="turn IAM enforcement off (every call allowed; the stack then no longer fails where AWS would)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the local stack")
 
 
@@ -97,6 +102,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         events_file=args.events_file,
         reference=args.reference,
         sweep_every=args.sweep_every,
+        iam=not args.no_iam,
     )
 
 
@@ -133,6 +139,12 @@ def serve(options: StackOptions) -> int:
         print(f"output bucket  s3://{stack.output_bucket}/")
         if stack.reference_uri:
             print(f"reference      {stack.reference_uri}")
+        if stack.enforcement is not None:  # IAM is enforced: a user's SDK or CLI acts as the local admin
+            admin = stack.enforcement.admin
+            print(
+                f"credentials    export AWS_ACCESS_KEY_ID={admin.access_key_id} "
+                f"AWS_SECRET_ACCESS_KEY={admin.secret_access_key}  (local admin; moto only)"
+            )
         if stack.sweeper is not None:
             print(f"intake sweep   every {stack.sweeper.interval_s:g} s (now: genopipe local sweep)")
         print(

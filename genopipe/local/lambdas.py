@@ -9,6 +9,7 @@ so Step Functions applies Retry/Catch by the exception's class name, as on AWS.
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import io
 import json
@@ -28,6 +29,8 @@ from types import ModuleType
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
+
+from genopipe.local import iam
 
 log = logging.getLogger(__name__)
 
@@ -163,22 +166,59 @@ def _invoke(registry: HandlerRegistry, function: LambdaFunction, event: Any) -> 
         timeout_s=float(function.timeout),
     )
     assert _STDOUT is not None
-    with _ENVIRONMENT_LOCK, _environment(variables), _STDOUT.captured() as output:
-        try:
-            handler = registry.handler_for(function)
-            result = handler(event, context)
-            payload, errored = json.dumps(result, default=str), False
-        except Exception as error:
-            payload = json.dumps(
-                {
-                    "errorType": type(error).__name__,
-                    "errorMessage": str(error),
-                    "stackTrace": traceback.format_tb(error.__traceback__),
-                }
-            )
-            errored = True
-            log.debug("lambda %s raised %s: %s", function.function_name, type(error).__name__, error)
-    logs = output.getvalue()
+    stdout = _STDOUT
+    enforcement = iam.active()
+    outcome: dict[str, Any] = {}
+
+    def run_handler() -> None:
+        """In a thread of its own, so that the invocation can be cut off at the function's Timeout."""
+        with stdout.captured() as output:
+            try:
+                # the function's own execution role, for this invocation only (other threads keep theirs)
+                principal = enforcement.role(str(function.role), "lambda") if enforcement else None
+                handler = registry.handler_for(function)
+                with iam.acting_as(principal):
+                    outcome["result"] = handler(event, context)
+            except Exception as error:
+                outcome["error"] = error
+            finally:
+                outcome["logs"] = output.getvalue()
+
+    with _ENVIRONMENT_LOCK, _environment(variables):
+        worker = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(run_handler,),
+            daemon=True,
+            name=function.function_name,
+        )
+        worker.start()
+        worker.join(context.timeout_s)
+    if worker.is_alive():
+        # as Lambda does: the invocation ends at its Timeout with Sandbox.Timedout, which Step Functions
+        # sees as the error name (the abandoned thread cannot be killed; its late calls go nowhere)
+        payload = json.dumps(
+            {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {context.aws_request_id} Error: Task timed out after "
+                f"{context.timeout_s:.2f} seconds",
+            }
+        )
+        errored = True
+        log.debug("lambda %s timed out after %.2f s", function.function_name, context.timeout_s)
+    elif "error" in outcome:
+        error = outcome["error"]
+        payload = json.dumps(
+            {
+                "errorType": type(error).__name__,
+                "errorMessage": str(error),
+                "stackTrace": traceback.format_tb(error.__traceback__),
+            }
+        )
+        errored = True
+        log.debug("lambda %s raised %s: %s", function.function_name, type(error).__name__, error)
+    else:
+        payload, errored = json.dumps(outcome.get("result"), default=str), False
+    logs = str(outcome.get("logs", ""))
     _store_logs(function, context.log_stream_name, logs + ("" if not errored else payload))
     return payload, errored, logs
 

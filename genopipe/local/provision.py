@@ -226,6 +226,38 @@ def _apply_event_invoke_configs(template: dict[str, Any], stack_id: str) -> None
         lambda_api.put_function_event_invoke_config(FunctionName=wanted["FunctionName"], **config)
 
 
+def _apply_bucket_versioning_and_lifecycle(template: dict[str, Any], deployment: Deployment) -> None:
+    """The buckets' VersioningConfiguration and LifecycleConfiguration, which moto's CloudFormation
+    ignores, through the S3 API (lifecycle rules are stored, not run: nothing expires locally)."""
+    s3 = boto3.client("s3")
+    for logical_id, bucket in deployment.of_type("AWS::S3::Bucket").items():
+        properties = template["Resources"][logical_id].get("Properties", {})
+        versioning = properties.get("VersioningConfiguration")
+        if versioning:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": versioning["Status"]})
+        rules = properties.get("LifecycleConfiguration", {}).get("Rules")
+        if rules:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]}
+            )
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape."""
+    api: dict[str, Any] = {"ID": rule.get("Id", ""), "Status": rule["Status"]}
+    api["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    if "ExpirationInDays" in rule:
+        api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        api["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return api
+
+
 def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> Deployment:
     """Create the stack in moto from the translated template; returns what was created."""
     _upload_code(translated)
@@ -255,6 +287,7 @@ def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> 
     deployment = Deployment(STACK_NAME, resources, outputs)
     _apply_bucket_notifications(template, stack_id, deployment)
     _apply_event_invoke_configs(translated.template, stack_id)
+    _apply_bucket_versioning_and_lifecycle(template, deployment)
     _hand_state_machines_to_interpreter(template, stack_id, deployment)
     return deployment
 

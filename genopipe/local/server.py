@@ -40,7 +40,9 @@ _SDK_VARIABLES = (
     "AWS_REGION",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
+    "INITIAL_NO_AUTH_ACTION_COUNT",
 )
 
 
@@ -68,21 +70,38 @@ def point_sdk_at(port: int) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
     reset_clients()  # they may have been made for another endpoint
 
 
-def start(port: int = DEFAULT_PORT) -> ThreadedMotoServer:
-    """Start the server on 127.0.0.1:`port`, configured to execute state machines."""
+def start(port: int = DEFAULT_PORT, unauthenticated_requests: float = float("inf")) -> ThreadedMotoServer:
+    """Start the server on 127.0.0.1:`port`, configured to execute state machines.
+
+    IAM: the first `unauthenticated_requests` requests are not authenticated, every later one is
+    authenticated and authorised (moto's `INITIAL_NO_AUTH_ACTION_COUNT`); `inf` turns IAM off."""
     with socket.socket() as probe:
         if probe.connect_ex((HOST, port)) == 0:
             raise PortInUse(f"127.0.0.1:{port}: port already in use (another `genopipe local up`?)")
     point_sdk_at(port)
+    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = str(unauthenticated_requests)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     # moto's backends live as long as the process: start from an empty account every time
     _post(port, "/moto-api/reset", b"")
+    # moto read the variable when it was imported (maybe before it was set): say it again, which
+    # also restarts the count of unauthenticated requests
+    _post(port, "/moto-api/reset-auth", str(unauthenticated_requests).encode())
     _post(port, "/moto-api/config", json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode())
     return server
+
+
+def stop_authenticating() -> None:
+    """After the server stopped: this process's moto (e.g. `mock_aws` tests) authorises nothing again."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+    ActionAuthenticatorMixin.request_count = 0
 
 
 def _post(port: int, path: str, body: bytes) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
 from genopipe.aws import s3
-from genopipe.local import async_invoke, lambdas, server, waits
+from genopipe.aws.clients import reset_clients
+from genopipe.local import async_invoke, iam, lambdas, limits, server, waits
 from genopipe.local.async_invoke import AsyncFaults
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.docker import DockerRunner
@@ -48,6 +52,8 @@ class StackOptions:
     # fault injection on S3 -> intake: deliveries per upload, fraction of invocations failing once
     deliveries: int = 1
     intake_fault_rate: float = 0.0
+    # IAM per principal (docs/internals.md); off only by `--no-iam`, which no test uses
+    iam: bool = True
 
 
 class StackError(Exception):
@@ -105,6 +111,7 @@ class LocalStack:
         self.reference_uri: str | None = None
         self._saved_environment: dict[str, str | None] | None = None
         self.sweeper: SweepTimer | None = None
+        self.enforcement: iam.Enforcement | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -127,11 +134,21 @@ class LocalStack:
     def start(self) -> LocalStack:
         translated = translate(self.options.template)
         self._saved_environment = server.sdk_environment()
-        self._server = server.start(self.options.port)
+        if self.options.iam:
+            self._server = server.start(self.options.port, unauthenticated_requests=iam.BOOTSTRAP_REQUESTS)
+            self.enforcement = iam.Enforcement(DEFAULT_ACCOUNT_ID)
+            self.enforcement.install()
+            admin = self.enforcement.bootstrap_admin(self.endpoint_url, server.REGION)
+            os.environ.update(admin.environment())  # the harness (and a user's `aws` CLI) is admin
+            reset_clients()
+        else:
+            log.warning("local stack: IAM enforcement is off (--no-iam): every call is allowed")
+            self._server = server.start(self.options.port)
         lambdas.install(translated.code_folders)
         async_invoke.install(
             AsyncFaults(self.options.deliveries, self.options.intake_fault_rate, self.options.seed)
         )
+        limits.install()
         waits.install(self.options.wait_scale)
         self.batch.install()
         parameters = scaled_parameters(translated.template, self.options.parameters, self.options.wait_scale)
@@ -142,6 +159,8 @@ class LocalStack:
                 )
             parameters[REFERENCE_PARAMETER] = self.reference_uri = upload_reference(self.options.reference)
         self._deployment = deploy(translated, parameters)
+        if self.enforcement is not None:
+            iam.interpreter_acts_as(self.enforcement, self._state_machine_role())
         self.events.start()
         interval = self.options.sweep_every
         if interval is None:
@@ -152,6 +171,12 @@ class LocalStack:
         if interval > 0:
             self.sweeper = SweepTimer(interval).start()
         return self
+
+    def _state_machine_role(self) -> str | None:
+        arns = list(self.deployment.of_type("AWS::StepFunctions::StateMachine").values())
+        if not arns:
+            return None
+        return str(boto3.client("stepfunctions").describe_state_machine(stateMachineArn=arns[0])["roleArn"])
 
     def stop(self) -> None:
         """Stop serving and undo the patches, so the process (a test session) can go on."""
@@ -165,6 +190,12 @@ class LocalStack:
         self.batch.uninstall()
         lambdas.uninstall()
         async_invoke.uninstall()
+        limits.uninstall()
+        if self.enforcement is not None:
+            iam.interpreter_acts_as(None, None)
+            self.enforcement.uninstall()
+            self.enforcement = None
+        server.stop_authenticating()
         waits.uninstall()
         if self._saved_environment is not None:
             server.restore_sdk_environment(self._saved_environment)

@@ -168,3 +168,36 @@ def test_repositories_scan_and_are_immutable(sam: dict[str, Any]) -> None:
     for name, properties in resources(sam, "AWS::ECR::Repository").items():
         assert properties["ImageTagMutability"] == "IMMUTABLE", name
         assert properties["ImageScanningConfiguration"]["ScanOnPush"] is True, name
+
+
+def test_no_broad_crud_policy_templates(sam: dict[str, Any]) -> None:
+    """S3CrudPolicy / S3ReadPolicy / DynamoDBCrudPolicy bring actions no function calls (lifecycle,
+    ACLs, Scan, Batch*): each function names its actions (issue 11, least privilege)."""
+    for name, properties in resources(sam, "AWS::Serverless::Function").items():
+        templates = {
+            key for policy in properties.get("Policies", []) if isinstance(policy, dict) for key in policy
+        }
+        assert not templates & {"S3CrudPolicy", "S3ReadPolicy", "DynamoDBCrudPolicy"}, name
+
+
+def test_a_tagged_submit_job_is_allowed_to_tag_the_job(cfn: dict[str, Any]) -> None:
+    granted = {
+        action
+        for name, statement in statements(cfn)
+        if name.startswith("SubmitJobFunctionRole")
+        for action in as_list(statement.get("Action", []))
+    }
+    assert {"batch:SubmitJob", "batch:TagResource"} <= granted
+
+
+def test_the_job_role_deletes_nothing_and_lists_only_staging_in_the_output_bucket(
+    cfn: dict[str, Any],
+) -> None:
+    job_statements = [statement for name, statement in statements(cfn) if name.startswith("JobRole")]
+    assert job_statements
+    for statement in job_statements:
+        actions = as_list(statement["Action"])
+        assert "s3:DeleteObject" not in actions
+        resources_ = [str(r) for r in as_list(statement["Resource"])]
+        if "s3:ListBucket" in actions and any("-output-" in r for r in resources_):
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == [".staging/*"]
