@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "job": ("genopipe.steps.cli", "run one Batch job step (the images' entrypoint)"),
     "local": ("genopipe.local.cli", "the local stack: `local up`, `local run`"),
     "steps": ("genopipe.pipeline", "list the pipeline's job steps (the one table of steps)"),
+    "publish": ("genopipe.notify.cli", "publish a sample's staged results again (after PublishFailed)"),
     "demo": ("genopipe.local.demo", "simulate a small sample and run it through the local stack"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -37,3 +38,24 @@ class StepFunctionsExecutions:
 
     def start(self, name: str, input_json: str) -> None:
         start_execution(self.state_machine_arn, name, input_json)
+
+
+def notify_request(execution_arn: str) -> dict[str, Any] | None:
+    """The input the execution gave its notify Lambda for publishing (NotifySuccess), from the
+    execution's history, newest first; None if it never got that far."""
+    pages = (
+        client()
+        .get_paginator("get_execution_history")
+        .paginate(executionArn=execution_arn, reverseOrder=True)
+    )
+    for page in pages:
+        for event in page["events"]:
+            details = event.get("lambdaFunctionScheduledEventDetails") or event.get(
+                "taskScheduledEventDetails"
+            )
+            if not details:
+                continue
+            payload = json.loads(details.get("input") or details.get("parameters") or "{}")
+            if isinstance(payload, dict) and payload.get("outcome") == "SUCCEEDED":
+                return payload
+    return None

@@ -1,6 +1,11 @@
 """The end of a sample: promote its staging prefix to `<folder><sample>/` (docs/internals.md) and build the
 EventBridge event (DESIGN.md), or, on failure, drop the staging prefix and say what went wrong.
 
+Staged results are never dropped because publishing them failed (a timeout, throttling, a copy
+error): hours of compute would be lost to an infrastructure error. Such a sample is reported as
+`PublishFailed` with its staging prefix kept, and `genopipe publish <execution ARN>` publishes it
+again (the same promotion, from the execution's own notify input).
+
 No AWS in here: staging is reached through the `Staging` port, the bus through `EventBus`
 (genopipe.aws adapts both).
 """
@@ -123,17 +128,38 @@ def describe_failure(failure: Failure | None) -> ErrorDetail:
     return ErrorDetail(step=failure.step, type=error_type, message=message)
 
 
+PUBLISH_STEP = "notify"  # the ASL's NotifyFailed records failures of publishing under this step
+
+
+def publish_failed(failure: Failure, staging_prefix: str, execution_arn: str) -> ErrorDetail:
+    """The results are staged and kept: what went wrong, and the command that publishes them."""
+    cause = describe_failure(failure)
+    return ErrorDetail(
+        step=PUBLISH_STEP,
+        type="PublishFailed",
+        message=(
+            f"publishing {staging_prefix} failed ({cause.type}: {cause.message}); the staged results "
+            f"are kept: `genopipe publish {execution_arn}` publishes them again"
+        ),
+    )
+
+
 def fail(request: NotifyRequest, staging: Staging, bus: EventBus, prices: Prices) -> SampleEvent:
     pipeline = request.input
     prefix = pipeline.staging if pipeline.staging.endswith("/") else pipeline.staging + "/"
-    staging.delete_prefix(prefix)
+    failure = request.failure
+    if failure is not None and failure.step == PUBLISH_STEP:
+        error = publish_failed(failure, prefix, request.execution_arn)  # keep what was computed
+    else:
+        staging.delete_prefix(prefix)  # a failed sample: nothing of it is worth keeping
+        error = describe_failure(failure)
     event = SampleEvent(
         detail_type=FAILED,
         detail=SampleEventDetail(
             **_detail_base(request),
             status="FAILED",
             cost=estimate(_usage(request), prices),
-            error=describe_failure(request.failure),
+            error=error,
         ),
     )
     bus.put(event)

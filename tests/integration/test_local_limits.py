@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from genopipe.aws import s3
@@ -163,3 +164,21 @@ def test_buckets_are_versioned_and_have_their_lifecycle(stack: LocalStack) -> No
     }
     assert rules == {"AbortIncompleteMultipartUploads", "ExpireStaging", "ExpireOldVersions"}
     assert "Status" not in client.get_bucket_versioning(Bucket=stack.input_bucket)
+
+
+def test_publishing_copies_an_object_over_the_single_copy_limit_in_parts(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as deployed: every copy above 64 MiB is multipart, far below S3's 5 GB single-copy limit
+    assert s3._COPY.multipart_threshold < limits.ServiceLimits().s3_single_copy_bytes
+    # lowered here to sizes a test can write: limit 8 MiB, copies multipart above 6 MiB in 5 MiB parts
+    monkeypatch.setattr(limits.LIMITS, "s3_single_copy_bytes", 8 * 1024 * 1024)
+    monkeypatch.setattr(
+        s3, "_COPY", TransferConfig(multipart_threshold=6 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    )
+    source = s3.S3Uri(stack.output_bucket, ".staging/limits/bam.bin")
+    body = bytes(range(256)) * (12 * 4096)  # 12 MiB
+    s3.write_bytes(source, body)
+    target = s3.copy(source, s3.S3Uri(stack.output_bucket, "limits/bam.bin"))
+    assert s3.read_bytes(target) == body
+    assert s3.head(target).etag.endswith("-3")  # three parts: a multipart copy, not CopyObject

@@ -21,6 +21,9 @@ from moto.batch.models import Job
 from genopipe.aws import batch as batch_adapter
 from genopipe.aws import s3
 from genopipe.aws.ledger import DynamoLedger
+from genopipe.aws.s3 import S3Error
+from genopipe.aws.staging import S3Staging
+from genopipe.cli import main
 from genopipe.local import async_invoke, lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.executors import JobLaunch
@@ -364,3 +367,33 @@ def test_a_throttled_check_is_retried_not_failed(stack: Stack, monkeypatch: pyte
     assert (
         "DescribeJobs: TooManyRequestsException" in failures[0]["lambdaFunctionFailedEventDetails"]["cause"]
     )
+
+
+def test_a_publish_that_fails_keeps_the_staged_results_and_can_be_rerun(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_copy, failed = S3Staging.copy, []
+
+    def copy(self: S3Staging, source: str, destination: str) -> None:
+        if not failed:  # the first copy of the publish fails (a timeout, throttling, ...)
+            failed.append(source)
+            raise S3Error(source, "SlowDown: Please reduce your request rate (injected)")
+        real_copy(self, source, destination)
+
+    monkeypatch.setattr(S3Staging, "copy", copy)
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "FAILED"
+    (event,) = stack.events()
+    error = event["detail"]["error"]
+    assert event["detail-type"] == "Sample Failed" and error["type"] == "PublishFailed"
+    assert "the staged results are kept" in error["message"] and f"genopipe publish {arn}" in error["message"]
+    output = stack.outputs["OutputBucketName"]
+    staged = [o.uri.key for o in s3.list_prefix(f"s3://{output}/.staging/")]
+    assert any(key.endswith("/S1.bam") for key in staged)  # hours of compute not thrown away
+
+    assert main(["publish", arn]) == 0  # the documented command publishes them
+
+    keys = sorted(o.uri.key for o in s3.list_prefix(f"s3://{output}/"))
+    assert "runs/run 1/S1/S1.vcf.gz" in keys and not any(k.startswith(".staging/") for k in keys)
+    (completed,) = stack.events()
+    assert completed["detail-type"] == "Sample Completed" and completed["detail"]["execution_arn"] == arn

@@ -281,3 +281,24 @@ def test_failure_drops_staging_and_explains_the_lambda_error() -> None:
     assert describe_failure(Failure(step="qc", error="States.Timeout", cause="")).message.startswith(
         "the qc step timed out"
     )
+
+
+def test_a_failed_publish_keeps_staging_and_says_how_to_publish_again() -> None:
+    cause = json.dumps(
+        {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 900.00 seconds"}
+    )
+    staging, bus = MemoryStaging({STAGING + "S1.bam": "x"}), MemoryBus()
+    event = announce(
+        _notify("FAILED", Failure(step="notify", error="Sandbox.Timedout", cause=cause)),
+        staging,
+        bus,
+        Prices(0, 0),
+    )
+    assert staging.objects == {STAGING + "S1.bam": "x"}  # hours of compute are not thrown away
+    error = event.detail.error
+    assert error is not None and (error.step, error.type) == ("notify", "PublishFailed")
+    assert (
+        f"publishing {STAGING} failed (Sandbox.Timedout: Task timed out after 900.00 seconds)"
+        in error.message
+    )
+    assert "`genopipe publish arn:x` publishes them again" in error.message
