@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from genopipe.local import environment
 from genopipe.local.executors import JobLaunch, stream_process
 
 # exit code `docker run` gives when the container ended by SIGKILL (a reclaim)
@@ -70,10 +71,8 @@ def image_present(image: str) -> bool:
 
 def docker_run_argv(launch: JobLaunch, container_name: str) -> list[str]:
     """The `docker run` command line for one attempt."""
-    environment = {
-        **{name: os.environ[name] for name in _SDK_VARIABLES if name in os.environ},
-        **launch.environment,
-    }
+    current = environment.snapshot()
+    variables = {**{name: current[name] for name in _SDK_VARIABLES if name in current}, **launch.environment}
     # docker refuses --cpus above the machine's CPUs; Batch would place the job on a bigger host
     cpus = min(launch.vcpus, os.cpu_count() or 1)
     argv = [
@@ -95,7 +94,7 @@ def docker_run_argv(launch: JobLaunch, container_name: str) -> list[str]:
     if uid != 0:
         # files a job might write to a mounted path stay the user's; HOME must be writable
         argv += ["--user", f"{uid}:{os.getgid()}", "--env", "HOME=/tmp"]
-    for name, value in sorted(environment.items()):
+    for name, value in sorted(variables.items()):
         argv += ["--env", f"{name}={value}"]
     return [*argv, local_image(launch.image), *launch.command]
 
@@ -123,7 +122,9 @@ class DockerRunner:
         watcher = threading.Thread(target=kill_on_cancel, daemon=True)
         watcher.start()
         try:
-            return stream_process(docker_run_argv(launch, name), dict(os.environ), log, threading.Event())
+            return stream_process(
+                docker_run_argv(launch, name), environment.snapshot(), log, threading.Event()
+            )
         finally:
             ended.set()
             watcher.join()

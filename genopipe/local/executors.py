@@ -18,6 +18,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from genopipe.local import environment
+
 
 class JobLaunch(BaseModel):
     """One attempt of one Batch job."""
@@ -120,7 +122,7 @@ class NativeRunner:
     AWS's reason."""
 
     def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
-        env = {**os.environ, **launch.environment}
+        env = {**environment.snapshot(), **launch.environment}
         killed = threading.Event()
         code = stream_process(self.argv(launch), env, log, cancel, launch.memory_mib, killed)
         if killed.is_set():

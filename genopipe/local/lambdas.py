@@ -14,7 +14,6 @@ import importlib.util
 import io
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -30,12 +29,9 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
-from genopipe.local import iam
+from genopipe.local import environment, iam
 
 log = logging.getLogger(__name__)
-
-# os.environ is process-wide, so handlers run one at a time (they are short: API calls only)
-_ENVIRONMENT_LOCK = threading.RLock()
 
 
 @dataclass
@@ -86,23 +82,6 @@ class _PerThreadStdout(io.TextIOBase):
 
 
 _STDOUT: _PerThreadStdout | None = None
-
-
-@contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
-    # restore only what was set: clearing the whole environment would leave other threads (job
-    # runners, the sweep timer, boto3 clients being made) a moment with no endpoint or region, and
-    # its popitem loop raised KeyError('AWS_LAMBDA_FUNCTION_NAME') once in a 100-sample burst
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class HandlerRegistry:
@@ -184,7 +163,8 @@ def _invoke(registry: HandlerRegistry, function: LambdaFunction, event: Any) -> 
             finally:
                 outcome["logs"] = output.getvalue()
 
-    with _ENVIRONMENT_LOCK, _environment(variables):
+    # os.environ is process-wide, so handlers run one at a time (they are short: API calls only)
+    with environment.LOCK, environment.lambda_variables(variables):
         worker = threading.Thread(
             target=contextvars.copy_context().run,
             args=(run_handler,),
