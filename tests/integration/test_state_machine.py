@@ -257,6 +257,45 @@ def test_reclaimed_spot_job_is_resubmitted_once_on_demand(stack: Stack) -> None:
     assert event["detail"]["cost"]["on_demand_vcpu_hours"] > 0
 
 
+def test_job_stuck_runnable_without_spot_capacity_is_cancelled_and_run_on_demand(stack: Stack) -> None:
+    # no Spot instance can be had; the Spot queue's time limit (RunnableTimeoutSeconds, 1800 s by
+    # default) passes in 1800 x 0.001 = 1.8 s locally
+    waits.install(0.001)
+    stack.batch.spot_capacity = False
+    batch = boto3.client("batch")
+    (spot,) = batch.describe_job_queues(jobQueues=[stack.outputs["SpotJobQueueArn"]])["jobQueues"]
+    assert spot["jobStateTimeLimitActions"] == [
+        {
+            "reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            "state": "RUNNABLE",
+            "maxTimeSeconds": 1800,
+            "action": "CANCEL",
+        }
+    ]
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    # every step ran exactly once, On-Demand, after its Spot job was cancelled unstarted
+    launched = sorted(launch.command[0] for launch in stack.runner.launches)
+    assert launched == sorted(STEP_OUTPUTS)
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in _history(arn) if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("SubmitQcOnDemand") == 1 and entered.count("SubmitValidateOnDemand") == 1
+    cancelled = batch.list_jobs(jobQueue=stack.outputs["SpotJobQueueArn"], jobStatus="FAILED")[
+        "jobSummaryList"
+    ]
+    assert {job["jobName"] for job in cancelled} == {f"S1-{step}" for step in STEP_OUTPUTS}
+    assert {job["statusReason"] for job in cancelled} == {
+        "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    }
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Completed"
+    assert (
+        event["detail"]["cost"]["spot_vcpu_hours"] == 0
+        and event["detail"]["cost"]["on_demand_vcpu_hours"] > 0
+    )
+
+
 def test_transient_lambda_error_is_retried(stack: Stack) -> None:
     in_process = LambdaFunction._invoke_lambda
     failed = []
