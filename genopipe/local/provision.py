@@ -176,6 +176,14 @@ def _parameter_defaults(template: dict[str, Any], given: dict[str, str]) -> dict
         elif kind in {"List<AWS::EC2::SecurityGroup::Id>", "AWS::EC2::SecurityGroup::Id"}:
             groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])
             values[name] = groups["SecurityGroups"][0]["GroupId"]
+    if "RouteTableIds" in template.get("Parameters", {}) and not values.get("RouteTableIds"):
+        # the S3 gateway endpoint's route tables: those of the VPC the stack is given
+        vpc = (
+            values.get("VpcId")
+            or ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        )
+        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+        values["RouteTableIds"] = ",".join(table["RouteTableId"] for table in tables)
     return values
 
 

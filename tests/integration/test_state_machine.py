@@ -24,7 +24,7 @@ from genopipe.aws.ledger import DynamoLedger
 from genopipe.local import async_invoke, lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.executors import JobLaunch
-from genopipe.local.provision import deploy
+from genopipe.local.provision import Deployment, deploy
 from genopipe.local.template import translate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,7 @@ class Stack:
     runner: ScriptedRunner
     queue_url: str
     batch: LocalBatch
+    deployment: Deployment
 
     def events(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")
@@ -126,7 +127,7 @@ def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     events.put_rule(Name="capture", EventPattern=json.dumps({"source": ["genopipe"]}))
     events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": queue_arn}])
     try:
-        yield Stack(deployment.outputs, runner, queue_url, local_batch)
+        yield Stack(deployment.outputs, runner, queue_url, local_batch, deployment)
     finally:
         waits.uninstall()
         async_invoke.uninstall()
@@ -294,6 +295,21 @@ def test_job_stuck_runnable_without_spot_capacity_is_cancelled_and_run_on_demand
         event["detail"]["cost"]["spot_vcpu_hours"] == 0
         and event["detail"]["cost"]["on_demand_vcpu_hours"] > 0
     )
+
+
+def test_the_network_resources_deploy_where_moto_can_create_them(stack: Stack) -> None:
+    """The S3 gateway endpoint goes on the route tables of the stack's VPC (the local stack gives
+    the default VPC's); the compute environments' launch template keeps IMDSv2 at one hop."""
+    ec2 = boto3.client("ec2")
+    (endpoint_id,) = stack.deployment.of_type("AWS::EC2::VPCEndpoint").values()
+    (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    assert endpoint["VpcEndpointType"] == "Gateway" and endpoint["ServiceName"].endswith(".s3")
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [endpoint["VpcId"]]}])
+    assert sorted(endpoint["RouteTableIds"]) == sorted(t["RouteTableId"] for t in tables["RouteTables"])
+    (template_id,) = stack.deployment.of_type("AWS::EC2::LaunchTemplate").values()
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"]
+    metadata = version["LaunchTemplateData"]["MetadataOptions"]
+    assert metadata["HttpTokens"] == "required" and metadata["HttpPutResponseHopLimit"] == 1
 
 
 def test_transient_lambda_error_is_retried(stack: Stack) -> None:
