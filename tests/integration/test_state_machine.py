@@ -23,9 +23,11 @@ from genopipe.aws import s3
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.local import async_invoke, lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
+from genopipe.local.docker import local_image
 from genopipe.local.executors import JobLaunch
 from genopipe.local.provision import Deployment, deploy
 from genopipe.local.template import translate
+from genopipe.pipeline import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = "s3://genopipe-reference-test/genome.fa"
@@ -310,6 +312,20 @@ def test_the_network_resources_deploy_where_moto_can_create_them(stack: Stack) -
     (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"]
     metadata = version["LaunchTemplateData"]["MetadataOptions"]
     assert metadata["HttpTokens"] == "required" and metadata["HttpPutResponseHopLimit"] == 1
+
+
+def test_the_repositories_are_the_stacks_and_job_images_run_as_the_local_images(stack: Stack) -> None:
+    """Repositories are named <stack>/<step>; the local stack is `genopipe`, so a job definition's
+    image maps (docker executor) to the image `make images` builds, genopipe/<step>."""
+    ecr, batch = boto3.client("ecr"), boto3.client("batch")
+    names = sorted(stack.deployment.of_type("AWS::ECR::Repository").values())
+    assert names == sorted(f"{stack.deployment.stack_name}/{spec.name}" for spec in STEPS)
+    assert len(ecr.describe_repositories(repositoryNames=names)["repositories"]) == len(STEPS)
+    definitions = batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+    images = {d["jobDefinitionName"]: local_image(d["containerProperties"]["image"]) for d in definitions}
+    assert {images[f"genopipe-{spec.name}"].split(":")[0] for spec in STEPS} == {
+        spec.repository_name for spec in STEPS
+    }
 
 
 def test_transient_lambda_error_is_retried(stack: Stack) -> None:
