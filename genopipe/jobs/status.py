@@ -153,6 +153,12 @@ def failure_message(state: JobState, job: DescribedJob, log_tail: LogTail | None
     reason = (last.statusReason if last else None) or job.statusReason or "no reason given"
     container = last.container if last else job.container
     parts = [f"{state.step} job {job.jobName} ({job.jobId}) failed on {state.capacity} capacity: {reason}"]
+    if reason.startswith(NO_CAPACITY_CANCELLED):  # it never started: there is no log to point at
+        parts.append(
+            "no instance of its compute environment could be launched within the queue's time limit "
+            "(RunnableTimeoutSeconds): check the account's EC2 quotas and the instance types"
+        )
+        return "; ".join(parts)
     if container.exitCode is not None:
         parts.append(f"exit code {container.exitCode}")
     if container.reason:

@@ -215,7 +215,9 @@ def test_on_demand_job_cancelled_for_want_of_capacity_fails_with_the_reason() ->
     state = submitted(_request("on-demand"), job_spec(_request()), "j1", POLICY)
     with pytest.raises(JobFailed) as caught:
         advance(state, _described("FAILED", NO_SPOT), POLICY)
-    assert f"failed on on-demand capacity: {NO_SPOT}" in str(caught.value)
+    message = str(caught.value)
+    assert f"failed on on-demand capacity: {NO_SPOT}" in message
+    assert "EC2 quotas" in message and "CloudWatch Logs" not in message  # it never ran: no log
 
 
 @pytest.mark.parametrize(
