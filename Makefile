@@ -102,9 +102,10 @@ docker-daemon:
 images: venv docker-daemon
 	containers/build-images.sh
 
-# tag and push to this account's ECR repositories (AWS_REGION, credentials); not run in CI
+# tag and push to the ECR repositories of the deployed stack STACK (AWS_REGION, credentials); not run in CI
+STACK ?= genopipe
 push: images
-	containers/push-images.sh
+	containers/push-images.sh $(STACK)
 
 # the Debian versions pinned in containers/*/Dockerfile are the ones apt offers
 check-pins:

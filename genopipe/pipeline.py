@@ -64,8 +64,13 @@ class StepSpec(_Row):
 
     @property
     def repository_name(self) -> str:
-        """The ECR repository and local image name (docs/internals.md, "Images")."""
+        """The local image name (docs/internals.md, "Images")."""
         return f"genopipe/{self.name}"
+
+    def stack_repository(self, stack_name: str) -> str:
+        """The step's ECR repository in the stack `stack_name` (template.yaml: `${AWS::StackName}/<step>`);
+        for the local stack's name, `genopipe`, it is the local image name."""
+        return f"{stack_name}/{self.name}"
 
 
 class Branch(_Row):

@@ -14,6 +14,11 @@ from genopipe.jobs.backoff import PollingPolicy, next_wait_seconds
 
 RUNNING_STATUSES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"})
 SPOT_RECLAIM_PREFIX = "Host EC2"  # Batch's status reason when the instance went away under the job
+# Batch's status reason when the queue's JobStateTimeLimitActions cancelled a job left RUNNABLE
+# because no instance could be launched (AWS Batch user guide, "Jobs stuck in RUNNABLE")
+NO_CAPACITY_CANCELLED = (
+    "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+)
 JOB_LOG_GROUP = "/aws/batch/job"
 LOG_TAIL_LINES = 5  # of a failed job's log, quoted in the failure message
 
@@ -132,11 +137,15 @@ def _attempts(job: DescribedJob) -> list[AttemptUsage]:
 
 
 def is_spot_reclaim(job: DescribedJob) -> bool:
-    """The last attempt (or the job) ended because its EC2 host was taken away."""
+    """The last attempt (or the job) ended because its EC2 host was taken away, or the job never
+    started because no Spot instance could be had (the queue cancelled it after its time limit)."""
     reasons = [job.statusReason or ""]
     if job.attempts:
         reasons.append(job.attempts[-1].statusReason or "")
-    return any(reason.startswith(SPOT_RECLAIM_PREFIX) for reason in reasons)
+    return any(
+        reason.startswith(SPOT_RECLAIM_PREFIX) or reason.startswith(NO_CAPACITY_CANCELLED)
+        for reason in reasons
+    )
 
 
 def failure_message(state: JobState, job: DescribedJob, log_tail: LogTail | None = None) -> str:
@@ -144,6 +153,12 @@ def failure_message(state: JobState, job: DescribedJob, log_tail: LogTail | None
     reason = (last.statusReason if last else None) or job.statusReason or "no reason given"
     container = last.container if last else job.container
     parts = [f"{state.step} job {job.jobName} ({job.jobId}) failed on {state.capacity} capacity: {reason}"]
+    if reason.startswith(NO_CAPACITY_CANCELLED):  # it never started: there is no log to point at
+        parts.append(
+            "no instance of its compute environment could be launched within the queue's time limit "
+            "(RunnableTimeoutSeconds): check the account's EC2 quotas and the instance types"
+        )
+        return "; ".join(parts)
     if container.exitCode is not None:
         parts.append(f"exit code {container.exitCode}")
     if container.reason:
@@ -163,8 +178,8 @@ def advance(
     state: JobState, job: DescribedJob, policy: PollingPolicy, log_tail: LogTail | None = None
 ) -> JobState:
     """The job state after one check: still running (with the next wait), succeeded, or
-    RECLAIMED (failed on Spot because the host went away: the state machine resubmits it
-    On-Demand). Any other failure raises `JobFailed`."""
+    RECLAIMED (failed on Spot because the host went away, or cancelled RUNNABLE for want of Spot
+    capacity: the state machine resubmits it On-Demand). Any other failure raises `JobFailed`."""
     update = {
         "status": job.status,
         "status_reason": job.statusReason,

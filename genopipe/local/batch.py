@@ -5,6 +5,8 @@ ours moves the job through SUBMITTED -> PENDING -> RUNNABLE -> STARTING -> RUNNI
 SUCCEEDED/FAILED, waits in RUNNABLE until its vCPUs and memory fit on this machine, runs each
 attempt through a `JobRunner`, writes the output to CloudWatch Logs (`/aws/batch/job`), applies
 the job definition's RetryStrategy, and can end attempts on Spot capacity the way a Spot reclaim does.
+With `spot_capacity` off (fault injection), no Spot instance can be had: a Spot job waits RUNNABLE
+with Batch's capacity reason until its queue's JobStateTimeLimitActions cancel it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ LOG_GROUP = "/aws/batch/job"
 _ORIGINAL_RUN = Job.run
 ESSENTIAL_EXITED = "Essential container in task exited"
 TIMED_OUT = "Job attempt duration exceeded timeout"
+NO_CAPACITY = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+# Batch's statusReason while the job is stuck, and after a JobStateTimeLimitAction cancelled it
+# (AWS Batch user guide, "Jobs stuck in RUNNABLE due to capacity")
+STUCK_REASON = f"{NO_CAPACITY} - Service cannot fulfill the capacity requested for instance type [c6i.large]"
+TIME_LIMIT_CANCELLED = "Canceled by JobStateTimeLimit action due to reason: {reason}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,19 @@ class _LogStream:
             self._pending = []
 
 
+def _runnable_limit_s(job: Job, reason: str) -> float | None:
+    """Seconds (before the wait scale) after which the job's queue cancels a job RUNNABLE for
+    `reason` (its JobStateTimeLimitActions), or None if it never does."""
+    limits = [
+        float(action["maxTimeSeconds"])
+        for action in getattr(job.job_queue, "job_state_time_limit_actions", None) or []
+        if action.get("state") == "RUNNABLE"
+        and action.get("action") == "CANCEL"
+        and action.get("reason") == reason
+    ]
+    return min(limits) if limits else None
+
+
 def _attempt_duration_s(job: Job) -> float | None:
     """The job's AttemptDurationSeconds (SubmitJob's timeout, else the job definition's)."""
     for timeout in (getattr(job, "timeout", None), job.job_definition.timeout):
@@ -124,11 +144,13 @@ class LocalBatch:
         endpoint_url: str,
         capacity: HostCapacity | None = None,
         reclaims: SpotReclaims | None = None,
+        spot_capacity: bool = True,
     ) -> None:
         self.runner = runner
         self.endpoint_url = endpoint_url
         self.capacity = capacity or HostCapacity()
         self.reclaims = reclaims or SpotReclaims(0.0, 0)
+        self.spot_capacity = spot_capacity  # False: no Spot instance can be launched (fault injection)
         self.listeners: list[Callable[[JobUpdate], None]] = []
 
     @staticmethod
@@ -166,6 +188,11 @@ class LocalBatch:
             cancel = threading.Event()
             stopper = threading.Thread(target=self._watch_terminate, args=(job, cancel), daemon=True)
             stopper.start()
+            if not self.spot_capacity and _on_spot(job):
+                self._stuck_without_spot(job, cancel)
+                cancel.set()
+                self._finished(job, False, attempt, job.job_stopped_reason or "")
+                return
             with self.capacity.reserved(launch.vcpus, launch.memory_mib, cancel) as admitted:
                 if not admitted:
                     self._finished(job, False, attempt, job.job_stopped_reason or "")
@@ -185,6 +212,24 @@ class LocalBatch:
             log.debug(
                 "local batch: %s attempt %d failed (%s); retrying", job.job_name, attempt, status_reason
             )
+
+    @staticmethod
+    def _stuck_without_spot(job: Job, cancel: threading.Event) -> None:
+        """No Spot instance can be launched: the job waits RUNNABLE with Batch's capacity reason
+        until its queue's time limit for that reason cancels it, or CancelJob/TerminateJob.
+        Waiting for this machine's vCPUs is not this: on AWS that is a job queued behind others,
+        which no time limit action touches."""
+        job.job_stopped_reason = STUCK_REASON
+        limit = _runnable_limit_s(job, NO_CAPACITY)
+        deadline = None if limit is None else time.monotonic() + waits.scaled(limit)
+        while not cancel.wait(0.1):
+            if deadline is not None and time.monotonic() >= deadline:
+                log.debug("local batch: %s RUNNABLE past its queue's time limit; cancelled", job.job_name)
+                job.stop = True
+                job.job_stopped_reason = TIME_LIMIT_CANCELLED.format(reason=NO_CAPACITY)
+                return
+        if job.job_stopped_reason == STUCK_REASON:
+            job.job_stopped_reason = "Terminated"
 
     def _attempt(
         self, job: Job, launch: JobLaunch, attempt: int, cancel: threading.Event

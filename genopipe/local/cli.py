@@ -39,6 +39,11 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the reclaim injection (default 0)")
     parser.add_argument(
+        "--no-spot-capacity",
+        action="store_true",
+        help="no Spot instance can be had: Spot jobs wait RUNNABLE until the queue's time limit cancels them",
+    )
+    parser.add_argument(
         "--wait-scale",
         type=float,
         default=waits.DEFAULT_FACTOR,
@@ -98,6 +103,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         executor=args.executor,
         reclaim_rate=args.reclaim_rate,
         seed=args.seed,
+        spot_capacity=not args.no_spot_capacity,
         wait_scale=args.wait_scale,
         events_file=args.events_file,
         reference=args.reference,

@@ -2,10 +2,12 @@
 
 moto's CloudFormation creates what it supports (buckets, Lambda functions with their environment,
 IAM, the state machine, Batch compute environments / queues / job definitions, event rules, log
-groups, queues ...). Two properties it ignores are applied here, from the same template:
-`DefinitionSubstitutions` (turned into the `Fn::Sub` CloudFormation itself performs) and a
+groups, queues ...). Properties it ignores are applied here, from the same template:
+`DefinitionSubstitutions` (turned into the `Fn::Sub` CloudFormation itself performs), a
 bucket's `NotificationConfiguration` (resolved with moto's own intrinsic resolver after the stack
-exists, then set through the S3 API). State machines are then handed to moto's ASL interpreter.
+exists, then set through the S3 API), and a job queue's `JobStateTimeLimitActions` (set on moto's
+queue, shown by DescribeJobQueues, acted on by genopipe.local.batch). State machines are then
+handed to moto's ASL interpreter.
 Resource types moto cannot create are dropped with a debug log; the stack's outputs and physical
 ids come back as `Deployment`.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from moto.batch.models import JobQueue, batch_backends
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json, get_model_map
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -173,6 +176,14 @@ def _parameter_defaults(template: dict[str, Any], given: dict[str, str]) -> dict
         elif kind in {"List<AWS::EC2::SecurityGroup::Id>", "AWS::EC2::SecurityGroup::Id"}:
             groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])
             values[name] = groups["SecurityGroups"][0]["GroupId"]
+    if "RouteTableIds" in template.get("Parameters", {}) and not values.get("RouteTableIds"):
+        # the S3 gateway endpoint's route tables: those of the VPC the stack is given
+        vpc = (
+            values.get("VpcId")
+            or ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        )
+        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+        values["RouteTableIds"] = ",".join(table["RouteTableId"] for table in tables)
     return values
 
 
@@ -258,6 +269,39 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return api
 
 
+_MOTO_DESCRIBE_JOB_QUEUE = JobQueue.describe
+
+
+def _describe_job_queue(queue: JobQueue) -> dict[str, Any]:
+    described = _MOTO_DESCRIBE_JOB_QUEUE(queue)
+    actions = getattr(queue, "job_state_time_limit_actions", None)
+    if actions:
+        described["jobStateTimeLimitActions"] = actions
+    return described
+
+
+def _apply_job_queue_time_limits(template: dict[str, Any], stack_id: str, deployment: Deployment) -> None:
+    """Each job queue's JobStateTimeLimitActions, in the Batch API's shape, on moto's queue."""
+    stack = cloudformation_backends[DEFAULT_ACCOUNT_ID][_region()].stacks[stack_id]
+    batch = batch_backends[DEFAULT_ACCOUNT_ID][_region()]
+    JobQueue.describe = _describe_job_queue  # type: ignore[method-assign,assignment]
+    for logical_id, arn in deployment.of_type("AWS::Batch::JobQueue").items():
+        wanted = template["Resources"][logical_id].get("Properties", {}).get("JobStateTimeLimitActions")
+        queue = batch.get_job_queue(arn)
+        if not wanted or queue is None:
+            continue
+        resolved = clean_json(copy.deepcopy(wanted), stack.resource_map)
+        queue.job_state_time_limit_actions = [  # type: ignore[attr-defined]
+            {
+                "reason": action["Reason"],
+                "state": action["State"],
+                "maxTimeSeconds": int(float(action["MaxTimeSeconds"])),
+                "action": action["Action"],
+            }
+            for action in resolved
+        ]
+
+
 def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> Deployment:
     """Create the stack in moto from the translated template; returns what was created."""
     _upload_code(translated)
@@ -288,6 +332,7 @@ def deploy(translated: Translated, parameters: dict[str, str] | None = None) -> 
     _apply_bucket_notifications(template, stack_id, deployment)
     _apply_event_invoke_configs(translated.template, stack_id)
     _apply_bucket_versioning_and_lifecycle(template, deployment)
+    _apply_job_queue_time_limits(template, stack_id, deployment)
     _hand_state_machines_to_interpreter(template, stack_id, deployment)
     return deployment
 

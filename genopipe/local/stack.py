@@ -42,6 +42,7 @@ class StackOptions:
     executor: str = "native"
     reclaim_rate: float = 0.0
     seed: int = 0
+    spot_capacity: bool = True  # False: no Spot instance can be had (jobs wait RUNNABLE on the Spot queue)
     wait_scale: float = waits.DEFAULT_FACTOR
     events_file: Path | None = None
     reference: Path | None = None  # uploaded, and made the template's ReferenceUri
@@ -104,6 +105,7 @@ class LocalStack:
             self.runner,
             server.endpoint_url(options.port),
             reclaims=SpotReclaims(options.reclaim_rate, options.seed),
+            spot_capacity=options.spot_capacity,
         )
         self.events = EventCapture(options.events_file)
         self._server: ThreadedMotoServer | None = None

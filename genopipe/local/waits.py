@@ -42,6 +42,11 @@ def _scaled_wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> No
             _finished.wait(min(left, 0.2))  # short slices: a stopped execution still interrupts it
 
 
+def scaled(seconds: float) -> float:
+    """A wait of the deployed stack (e.g. a queue's time limit) as it passes locally."""
+    return seconds * _state["factor"]
+
+
 def install(factor: float = DEFAULT_FACTOR) -> None:
     if factor <= 0:
         raise ValueError(f"wait scale {factor}: must be > 0")

@@ -26,9 +26,11 @@ from genopipe.aws.staging import S3Staging
 from genopipe.cli import main
 from genopipe.local import async_invoke, lambdas, waits
 from genopipe.local.batch import LocalBatch, SpotReclaims
+from genopipe.local.docker import local_image
 from genopipe.local.executors import JobLaunch
-from genopipe.local.provision import deploy
+from genopipe.local.provision import Deployment, deploy
 from genopipe.local.template import translate
+from genopipe.pipeline import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = "s3://genopipe-reference-test/genome.fa"
@@ -95,6 +97,7 @@ class Stack:
     runner: ScriptedRunner
     queue_url: str
     batch: LocalBatch
+    deployment: Deployment
 
     def events(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")
@@ -129,7 +132,7 @@ def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     events.put_rule(Name="capture", EventPattern=json.dumps({"source": ["genopipe"]}))
     events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": queue_arn}])
     try:
-        yield Stack(deployment.outputs, runner, queue_url, local_batch)
+        yield Stack(deployment.outputs, runner, queue_url, local_batch, deployment)
     finally:
         waits.uninstall()
         async_invoke.uninstall()
@@ -258,6 +261,74 @@ def test_reclaimed_spot_job_is_resubmitted_once_on_demand(stack: Stack) -> None:
     (event,) = stack.events()
     assert event["detail-type"] == "Sample Completed"
     assert event["detail"]["cost"]["on_demand_vcpu_hours"] > 0
+
+
+def test_job_stuck_runnable_without_spot_capacity_is_cancelled_and_run_on_demand(stack: Stack) -> None:
+    # no Spot instance can be had; the Spot queue's time limit (RunnableTimeoutSeconds, 1800 s by
+    # default) passes in 1800 x 0.001 = 1.8 s locally
+    waits.install(0.001)
+    stack.batch.spot_capacity = False
+    batch = boto3.client("batch")
+    (spot,) = batch.describe_job_queues(jobQueues=[stack.outputs["SpotJobQueueArn"]])["jobQueues"]
+    assert spot["jobStateTimeLimitActions"] == [
+        {
+            "reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            "state": "RUNNABLE",
+            "maxTimeSeconds": 1800,
+            "action": "CANCEL",
+        }
+    ]
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    # every step ran exactly once, On-Demand, after its Spot job was cancelled unstarted
+    launched = sorted(launch.command[0] for launch in stack.runner.launches)
+    assert launched == sorted(STEP_OUTPUTS)
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in _history(arn) if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("SubmitQcOnDemand") == 1 and entered.count("SubmitValidateOnDemand") == 1
+    cancelled = batch.list_jobs(jobQueue=stack.outputs["SpotJobQueueArn"], jobStatus="FAILED")[
+        "jobSummaryList"
+    ]
+    assert {job["jobName"] for job in cancelled} == {f"S1-{step}" for step in STEP_OUTPUTS}
+    assert {job["statusReason"] for job in cancelled} == {
+        "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    }
+    (event,) = stack.events()
+    assert event["detail-type"] == "Sample Completed"
+    assert (
+        event["detail"]["cost"]["spot_vcpu_hours"] == 0
+        and event["detail"]["cost"]["on_demand_vcpu_hours"] > 0
+    )
+
+
+def test_the_network_resources_deploy_where_moto_can_create_them(stack: Stack) -> None:
+    """The S3 gateway endpoint goes on the route tables of the stack's VPC (the local stack gives
+    the default VPC's); the compute environments' launch template keeps IMDSv2 at one hop."""
+    ec2 = boto3.client("ec2")
+    (endpoint_id,) = stack.deployment.of_type("AWS::EC2::VPCEndpoint").values()
+    (endpoint,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    assert endpoint["VpcEndpointType"] == "Gateway" and endpoint["ServiceName"].endswith(".s3")
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [endpoint["VpcId"]]}])
+    assert sorted(endpoint["RouteTableIds"]) == sorted(t["RouteTableId"] for t in tables["RouteTables"])
+    (template_id,) = stack.deployment.of_type("AWS::EC2::LaunchTemplate").values()
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)["LaunchTemplateVersions"]
+    metadata = version["LaunchTemplateData"]["MetadataOptions"]
+    assert metadata["HttpTokens"] == "required" and metadata["HttpPutResponseHopLimit"] == 1
+
+
+def test_the_repositories_are_the_stacks_and_job_images_run_as_the_local_images(stack: Stack) -> None:
+    """Repositories are named <stack>/<step>; the local stack is `genopipe`, so a job definition's
+    image maps (docker executor) to the image `make images` builds, genopipe/<step>."""
+    ecr, batch = boto3.client("ecr"), boto3.client("batch")
+    names = sorted(stack.deployment.of_type("AWS::ECR::Repository").values())
+    assert names == sorted(f"{stack.deployment.stack_name}/{spec.name}" for spec in STEPS)
+    assert len(ecr.describe_repositories(repositoryNames=names)["repositories"]) == len(STEPS)
+    definitions = batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+    images = {d["jobDefinitionName"]: local_image(d["containerProperties"]["image"]) for d in definitions}
+    assert {images[f"genopipe-{spec.name}"].split(":")[0] for spec in STEPS} == {
+        spec.repository_name for spec in STEPS
+    }
 
 
 def test_transient_lambda_error_is_retried(stack: Stack) -> None:

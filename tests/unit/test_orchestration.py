@@ -199,6 +199,40 @@ def test_spot_reclaim_is_reported_and_failure_raises_an_actionable_error() -> No
     assert "exit code 1" in message and "/aws/batch/job stream genopipe-align/default/abc" in message
 
 
+NO_SPOT = "Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+
+
+def test_spot_job_cancelled_runnable_for_want_of_capacity_is_resubmitted_like_a_reclaim() -> None:
+    state = submitted(_request(), job_spec(_request()), "j1", POLICY)
+    # the queue's JobStateTimeLimitActions cancelled it before any attempt started
+    cancelled = advance(state, _described("FAILED", NO_SPOT), POLICY)
+    assert cancelled.status == "RECLAIMED" and cancelled.attempts == []
+    on_demand = submitted(_request("on-demand", cancelled), job_spec(_request()), "j2", POLICY)
+    assert [u.job_id for u in on_demand.usage()] == ["j1", "j2"]
+
+
+def test_on_demand_job_cancelled_for_want_of_capacity_fails_with_the_reason() -> None:
+    state = submitted(_request("on-demand"), job_spec(_request()), "j1", POLICY)
+    with pytest.raises(JobFailed) as caught:
+        advance(state, _described("FAILED", NO_SPOT), POLICY)
+    message = str(caught.value)
+    assert f"failed on on-demand capacity: {NO_SPOT}" in message
+    assert "EC2 quotas" in message and "CloudWatch Logs" not in message  # it never ran: no log
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        "Cancelled by user",
+    ],
+)
+def test_other_cancellations_of_a_spot_job_fail_it(reason: str) -> None:
+    state = submitted(_request(), job_spec(_request()), "j1", POLICY)
+    with pytest.raises(JobFailed, match="failed on spot capacity"):
+        advance(state, _described("FAILED", reason), POLICY)
+
+
 def test_cost_prices_each_attempt_at_the_capacity_it_ran_on() -> None:
     hour = [AttemptUsage(started_at=0, stopped_at=3_600_000)]
     jobs = [

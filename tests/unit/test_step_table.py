@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from genopipe.local.docker import local_image
+from genopipe.local.provision import STACK_NAME
 from genopipe.local.template import load
 from genopipe.pipeline import STEPS, StepSpec, step
 from tests.fakes import ANNOTATE
@@ -21,6 +23,7 @@ TEMPLATE = ROOT / "template.yaml"
 STATE_MACHINE = "PipelineStateMachine"
 JOB_DEFINITION = "AWS::Batch::JobDefinition"
 REPOSITORY = "AWS::ECR::Repository"
+STACK = "${AWS::StackName}"  # repositories are named per stack: <stack>/<step>
 
 
 def _text(value: Any) -> str | None:
@@ -71,18 +74,26 @@ def _job_definition_drift(resource: str, properties: dict[str, Any], spec: StepS
     if str(last.get("Action", "")).upper() != "EXIT" or last.get("OnReason") != "*":
         # never retry the job's own failure: a bad input would fail again, and cost again
         problems.append(f"{resource}: RetryStrategy.EvaluateOnExit does not end with OnReason '*' -> EXIT")
-    if not image.endswith(f"/{spec.repository_name}:${{ImageTag}}"):
+    repository = spec.stack_repository(STACK)
+    if not image.endswith(f".amazonaws.com/{repository}:${{ImageTag}}"):
         problems.append(
-            f"{resource}: ContainerProperties.Image {image!r} is not .../{spec.repository_name}:${{ImageTag}}"
+            f"{resource}: ContainerProperties.Image {image!r} is not .../{repository}:${{ImageTag}}"
         )
     return problems
 
 
 def _repository_drift(resource: str, properties: dict[str, Any], spec: StepSpec) -> list[str]:
-    name = properties.get("RepositoryName")
-    if name == spec.repository_name:
-        return []
-    return [f"{resource}: RepositoryName is {name!r}, the table says {spec.repository_name!r}"]
+    name = _text(properties.get("RepositoryName"))
+    problems = []
+    if name != spec.stack_repository(STACK):
+        problems.append(
+            f"{resource}: RepositoryName is {name!r}, the table says {spec.stack_repository(STACK)!r}"
+        )
+    if properties.get("EmptyOnDelete") is not True:
+        problems.append(
+            f"{resource}: EmptyOnDelete is not true (a stack with images in it could not be deleted)"
+        )
+    return problems
 
 
 def template_drift(template: dict[str, Any], steps: tuple[StepSpec, ...]) -> list[str]:
@@ -180,14 +191,24 @@ def test_a_template_edit_is_named(template: dict[str, Any]) -> None:
     edited = copy.deepcopy(template)
     qc = edited["Resources"]["QcJobDefinition"]["Properties"]
     image = qc["ContainerProperties"]["Image"]
-    image["Fn::Sub"] = image["Fn::Sub"].replace("/genopipe/qc:", "/genopipe/call:")
+    image["Fn::Sub"] = image["Fn::Sub"].replace("}/qc:", "}/call:")
     qc["ContainerProperties"]["Command"][0] = "call"
-    edited["Resources"]["CallRepository"]["Properties"]["RepositoryName"] = "genopipe/calls"
+    edited["Resources"]["CallRepository"]["Properties"]["RepositoryName"] = "genopipe/call"  # not per stack
+    del edited["Resources"]["AlignRepository"]["Properties"]["EmptyOnDelete"]
 
     problems = template_drift(edited, STEPS)
 
     assert [p.split(" ")[0:2] for p in problems] == [
         ["QcJobDefinition:", "Command[0]"],
         ["QcJobDefinition:", "ContainerProperties.Image"],
+        ["AlignRepository:", "EmptyOnDelete"],
         ["CallRepository:", "RepositoryName"],
     ]
+
+
+def test_the_local_stacks_repositories_are_the_local_image_names() -> None:
+    """The docker executor runs the image named by the part after the registry host: with the
+    local stack's name that is `genopipe/<step>`, the image `make images` builds."""
+    for spec in STEPS:
+        deployed = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{spec.stack_repository(STACK_NAME)}:0.1.0"
+        assert local_image(deployed) == f"{spec.repository_name}:0.1.0"

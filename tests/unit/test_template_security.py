@@ -201,3 +201,47 @@ def test_the_job_role_deletes_nothing_and_lists_only_staging_in_the_output_bucke
         resources_ = [str(r) for r in as_list(statement["Resource"])]
         if "s3:ListBucket" in actions and any("-output-" in r for r in resources_):
             assert statement["Condition"]["StringLike"]["s3:prefix"] == [".staging/*"]
+
+
+def test_both_compute_environments_launch_with_imdsv2_and_one_hop(sam: dict[str, Any]) -> None:
+    """A job's container sits one hop behind its instance: with a hop limit of 1 it cannot fetch
+    an IMDSv2 token, so it cannot read the instance role's credentials (issue 12)."""
+    templates = resources(sam, "AWS::EC2::LaunchTemplate")
+    environments = resources(sam, "AWS::Batch::ComputeEnvironment")
+    assert set(environments) == {"SpotComputeEnvironment", "OnDemandComputeEnvironment"}
+    for name, properties in environments.items():
+        launch = properties["ComputeResources"]["LaunchTemplate"]
+        (logical_id,) = launch["LaunchTemplateId"].values()  # {"Ref": ...}
+        assert launch["Version"] == {"Fn::GetAtt": [logical_id, "LatestVersionNumber"]}, name
+        metadata = templates[logical_id]["LaunchTemplateData"]["MetadataOptions"]
+        assert metadata["HttpTokens"] == "required" and metadata["HttpPutResponseHopLimit"] == 1, name
+        assert metadata.get("HttpEndpoint", "enabled") == "enabled", name  # the ECS agent needs it
+
+
+def test_s3_traffic_takes_a_gateway_endpoint_unless_one_exists(sam: dict[str, Any]) -> None:
+    (endpoint,) = (r for r in sam["Resources"].values() if r["Type"] == "AWS::EC2::VPCEndpoint")
+    assert endpoint["Condition"] == "CreateS3Endpoint"
+    assert sam["Conditions"]["CreateS3Endpoint"] == {"Fn::Equals": [{"Ref": "CreateS3Endpoint"}, "true"]}
+    assert sam["Parameters"]["CreateS3Endpoint"]["Default"] == "true"
+    properties = endpoint["Properties"]
+    assert properties["VpcEndpointType"] == "Gateway"
+    assert properties["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}
+    assert properties["VpcId"] == {"Ref": "VpcId"} and properties["RouteTableIds"] == {"Ref": "RouteTableIds"}
+    # an endpoint on no route table would carry nothing: the stack refuses to create one so
+    (assertion,) = sam["Rules"]["S3EndpointNeedsRouteTables"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Contains": [{"Ref": "RouteTableIds"}, ""]}]}
+
+
+def test_both_job_queues_cancel_a_job_stuck_runnable_without_capacity(sam: dict[str, Any]) -> None:
+    queues = resources(sam, "AWS::Batch::JobQueue")
+    assert set(queues) == {"SpotJobQueue", "OnDemandJobQueue"}
+    for name, properties in queues.items():
+        (action,) = properties["JobStateTimeLimitActions"]
+        assert action == {
+            "Action": "CANCEL",
+            "State": "RUNNABLE",
+            "MaxTimeSeconds": {"Ref": "RunnableTimeoutSeconds"},
+            "Reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+        }, name
+    limit = sam["Parameters"]["RunnableTimeoutSeconds"]
+    assert (limit["MinValue"], limit["MaxValue"]) == (600, 86400)  # Batch's bounds
