@@ -60,7 +60,23 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="turn IAM enforcement off (every call allowed; the stack then no longer fails where AWS would)",
     )
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        type=parameter_override,
+        metavar="KEY=VALUE",
+        help="template parameters, as `sam deploy --parameter-overrides` sets them (e.g. Caller=freebayes)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of the local stack")
+
+
+def parameter_override(text: str) -> tuple[str, str]:
+    """`Key=Value` (a value may hold `=`)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE (a template parameter)")
+    return key.strip(), value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +125,7 @@ def _options(args: argparse.Namespace) -> StackOptions:
         reference=args.reference,
         sweep_every=args.sweep_every,
         iam=not args.no_iam,
+        parameters=dict(args.parameter_overrides),
     )
 
 

@@ -135,6 +135,11 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         translated = translate(self.options.template)
+        unknown = sorted(set(self.options.parameters) - set(translated.template.get("Parameters", {})))
+        if unknown:  # before anything starts: a typo must not deploy the defaults silently
+            raise StackError(
+                f"{self.options.template}: no parameter {', '.join(unknown)} (--parameter-overrides)"
+            )
         self._saved_environment = server.sdk_environment()
         if self.options.iam:
             self._server = server.start(self.options.port, unauthenticated_requests=iam.BOOTSTRAP_REQUESTS)

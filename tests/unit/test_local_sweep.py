@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import threading
 
 import pytest
@@ -64,3 +65,20 @@ def test_the_timer_sweeps_at_its_interval_survives_a_failure_and_stops() -> None
 def test_a_timer_needs_a_positive_interval() -> None:
     with pytest.raises(SweepError, match="interval"):
         SweepTimer(0)
+
+
+def test_parameter_overrides_are_parsed_like_sam_deploys() -> None:
+    from genopipe.local.cli import parameter_override
+
+    assert parameter_override("Caller=freebayes") == ("Caller", "freebayes")
+    assert parameter_override("SweepSchedule=rate(5 minutes)") == ("SweepSchedule", "rate(5 minutes)")
+    assert parameter_override("X=a=b") == ("X", "a=b")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+        parameter_override("Caller")
+
+
+def test_an_unknown_parameter_override_stops_the_stack_before_it_starts() -> None:
+    from genopipe.local.stack import LocalStack, StackError, StackOptions
+
+    with pytest.raises(StackError, match="no parameter Calller"):
+        LocalStack(StackOptions(port=1, parameters={"Calller": "freebayes"})).start()
