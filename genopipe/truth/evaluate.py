@@ -155,30 +155,37 @@ def evaluate(
     return evaluation
 
 
-def class_metrics(kind: VariantClass, calls: dict[Allele, bool], truth: dict[Allele, bool]) -> ClassMetrics:
-    called = {a: hom for a, hom in calls.items() if a.variant_class == kind}
-    true = {a: hom for a, hom in truth.items() if a.variant_class == kind}
-    tp = called.keys() & true.keys()
-    fp = called.keys() - true.keys()
-    fn = true.keys() - called.keys()
-    precision = len(tp) / len(called) if called else None
-    recall = len(tp) / len(true) if true else None
+def _scored(
+    truth: int, calls: int, tp: int, correct_calls: int, fp: set[Allele], fn: set[Allele], mismatches: int
+) -> ClassMetrics:
+    """Precision (correct calls / calls), recall (tp / truth), F1 and the lists, for one class."""
+    precision = correct_calls / calls if calls else None
+    recall = tp / truth if truth else None
     f1 = None
     if precision is not None and recall is not None:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return ClassMetrics(
-        truth=len(true),
-        calls=len(called),
-        tp=len(tp),
+        truth=truth,
+        calls=calls,
+        tp=tp,
         fp=len(fp),
         fn=len(fn),
-        genotype_mismatches=sum(called[a] != true[a] for a in tp),
+        genotype_mismatches=mismatches,
         precision=precision,
         recall=recall,
         f1=f1,
         false_positives=[str(a) for a in sorted(fp, key=sort_key)],
         false_negatives=[str(a) for a in sorted(fn, key=sort_key)],
     )
+
+
+def class_metrics(kind: VariantClass, calls: dict[Allele, bool], truth: dict[Allele, bool]) -> ClassMetrics:
+    called = {a: hom for a, hom in calls.items() if a.variant_class == kind}
+    true = {a: hom for a, hom in truth.items() if a.variant_class == kind}
+    tp = called.keys() & true.keys()
+    fp, fn = set(called.keys() - true.keys()), set(true.keys() - called.keys())
+    mismatches = sum(called[a] != true[a] for a in tp)
+    return _scored(len(true), len(called), len(tp), len(tp), fp, fn, mismatches)
 
 
 def haplotype_metrics(
@@ -193,24 +200,8 @@ def haplotype_metrics(
     true = {a for a in truth if a.variant_class == kind}
     fp, fn = called - matched_calls, true - matched_truth
     tp = true & matched_truth
-    precision = (len(called) - len(fp)) / len(called) if called else None
-    recall = len(tp) / len(true) if true else None
-    f1 = None
-    if precision is not None and recall is not None:
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return ClassMetrics(
-        truth=len(true),
-        calls=len(called),
-        tp=len(tp),
-        fp=len(fp),
-        fn=len(fn),
-        genotype_mismatches=sum(calls[a] != truth[a] for a in tp if a in calls),
-        precision=precision,
-        recall=recall,
-        f1=f1,
-        false_positives=[str(a) for a in sorted(fp, key=sort_key)],
-        false_negatives=[str(a) for a in sorted(fn, key=sort_key)],
-    )
+    mismatches = sum(calls[a] != truth[a] for a in tp if a in calls)
+    return _scored(len(true), len(called), len(tp), len(called) - len(fp), fp, fn, mismatches)
 
 
 CLUSTER_GAP = 10  # bp between one allele's last reference base and the next allele of a cluster
