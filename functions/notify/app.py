@@ -23,7 +23,7 @@ PRICES = Prices(
     spot_per_vcpu_hour=float(os.environ["SPOT_PRICE_PER_VCPU_HOUR"]),
     on_demand_per_vcpu_hour=float(os.environ["ON_DEMAND_PRICE_PER_VCPU_HOUR"]),
 )
-BUS = EventBridgeBus(os.environ.get("EVENT_BUS_NAME", "default"))
+BUS = EventBridgeBus(os.environ.get("EVENT_BUS_NAME") or "default")
 STAGING = S3Staging()
 
 

@@ -24,14 +24,14 @@ def from_environment(environ: Mapping[str, str]) -> Admission:
         pipeline_version=__version__,
     )
     admission = AdmissionSettings(
-        mate_timeout_s=float(environ.get("MATE_TIMEOUT_SECONDS", "3600")),
-        lane_settle_s=float(environ.get("LANE_SETTLE_SECONDS", "300")),
+        mate_timeout_s=float(environ.get("MATE_TIMEOUT_SECONDS") or "3600"),
+        lane_settle_s=float(environ.get("LANE_SETTLE_SECONDS") or "300"),
     )
     return Admission(
         store=S3InputStore(),
         ledger=DynamoLedger(environ["INTAKE_TABLE"]),
         executions=StepFunctionsExecutions(environ["STATE_MACHINE_ARN"]),
-        bus=EventBridgeBus(environ.get("EVENT_BUS_NAME", "default")),
+        bus=EventBridgeBus(environ.get("EVENT_BUS_NAME") or "default"),
         settings=settings,
         admission=admission,
         clock=time.time,

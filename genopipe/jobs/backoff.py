@@ -34,8 +34,8 @@ def policy_from_env(environ: Mapping[str, str]) -> PollingPolicy:
     """`POLL_INITIAL_SECONDS` / `POLL_MAX_SECONDS` (set by the template; the local stack and tests
     shrink them), the defaults otherwise."""
     return PollingPolicy(
-        initial_seconds=int(environ.get("POLL_INITIAL_SECONDS", DEFAULT_POLICY.initial_seconds)),
-        max_seconds=int(environ.get("POLL_MAX_SECONDS", DEFAULT_POLICY.max_seconds)),
+        initial_seconds=int(environ.get("POLL_INITIAL_SECONDS") or DEFAULT_POLICY.initial_seconds),
+        max_seconds=int(environ.get("POLL_MAX_SECONDS") or DEFAULT_POLICY.max_seconds),
     )
 
 

@@ -2,10 +2,14 @@
 
 An in-process Lambda handler sees its function's variables (as in its own sandbox on AWS) through
 `os.environ`, which is process-wide: invocations run one at a time under `LOCK`, setting their
-variables and restoring them after. Every other thread that copies the environment (a Batch job
-being launched) must copy it under the same lock: copying iterates the keys and then reads each,
-so a variable an invocation removes in between raised `KeyError('AWS_LAMBDA_FUNCTION_NAME')`
-(3 of 100 samples in a burst, measured 2026-11-30).
+variables and setting them back after.
+
+A variable is never removed while the stack runs: copying the environment (`dict(os.environ)`,
+`os.environ.copy()`, which botocore does for every new client) lists the keys and then reads each,
+so a key removed in between raised `KeyError('AWS_LAMBDA_FUNCTION_NAME')` in whatever thread was
+copying (3 of 100 samples in a burst, and once in a CI run, measured 2026-11-30). A variable no
+invocation had before is set back to "" instead, and `snapshot()` (what a Batch job is launched
+with) leaves those out, so jobs never see a Lambda's variables.
 """
 
 from __future__ import annotations
@@ -16,25 +20,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 LOCK = threading.RLock()
+_EMPTIED: set[str] = set()  # names only Lambda invocations set: "" between invocations
 
 
 def snapshot() -> dict[str, str]:
-    """A copy of the process environment, without any Lambda invocation's variables."""
+    """The process environment without any Lambda invocation's variables."""
     with LOCK:
-        return dict(os.environ)
+        current = dict(os.environ)
+    return {name: value for name, value in current.items() if not (name in _EMPTIED and value == "")}
 
 
 @contextmanager
 def lambda_variables(variables: dict[str, str]) -> Iterator[None]:
-    """Set a function's variables for one invocation (the caller holds LOCK); restore only what
-    was set, so other threads never see the endpoint or region missing."""
-    saved = {name: os.environ.get(name) for name in variables}
+    """Set a function's variables for one invocation (the caller holds LOCK), then set each back:
+    to its earlier value, or to "" if it had none (never removed: see the module docstring)."""
+    saved = {}
+    for name in variables:
+        if name not in os.environ:
+            _EMPTIED.add(name)
+        saved[name] = os.environ.get(name, "")
     os.environ.update(variables)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        os.environ.update(saved)

@@ -24,7 +24,7 @@ from genopipe.notify.cost import Prices
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("execution_arn", help="the sample's execution (its Sample Failed event names it)")
-    parser.add_argument("--event-bus", default=os.environ.get("EVENT_BUS_NAME", "default"))
+    parser.add_argument("--event-bus", default=os.environ.get("EVENT_BUS_NAME") or "default")
     parser.add_argument(
         "--spot-price", type=float, default=0.015, help="USD per vCPU-hour (SpotPricePerVcpuHour)"
     )

@@ -50,3 +50,19 @@ def test_a_handler_over_its_timeout_is_cut_off_as_lambda_reports_it(tmp_path: Pa
     assert answer["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in answer["errorMessage"]
     assert took < 3.0
+
+
+def test_an_invocations_variables_are_never_removed_from_the_environment() -> None:
+    """Copying os.environ in another thread (botocore does, for every new client) must never meet a
+    key removed between listing and reading it: set back to "", and left out of job snapshots."""
+    import os
+
+    from genopipe.local import environment
+
+    name = "GENOPIPE_TEST_ONLY_IN_A_LAMBDA"
+    assert name not in os.environ
+    with environment.LOCK, environment.lambda_variables({name: "set"}):
+        assert os.environ[name] == "set"
+    assert os.environ[name] == ""  # still there: a concurrent copy cannot raise KeyError
+    assert name not in environment.snapshot()  # a Batch job is not launched with it
+    del os.environ[name]
