@@ -44,3 +44,13 @@ def lambda_variables(variables: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         os.environ.update(saved)
+
+
+def forget_lambda_variables() -> None:
+    """Remove the variables only invocations set, once none can run any more (the stack stopped):
+    the process (a test session) goes on with the environment it had."""
+    with LOCK:
+        for name in sorted(_EMPTIED):
+            if os.environ.get(name) == "":
+                del os.environ[name]
+        _EMPTIED.clear()

@@ -223,6 +223,7 @@ def uninstall() -> None:
     """Give moto back its own Lambda invocation and the process its stdout."""
     global _STDOUT
     LambdaFunction._invoke_lambda = _ORIGINAL_INVOKE  # type: ignore[method-assign]
+    environment.forget_lambda_variables()
     if _STDOUT is not None and sys.stdout is _STDOUT:
         sys.stdout = _STDOUT._real
     _STDOUT = None

@@ -65,4 +65,5 @@ def test_an_invocations_variables_are_never_removed_from_the_environment() -> No
         assert os.environ[name] == "set"
     assert os.environ[name] == ""  # still there: a concurrent copy cannot raise KeyError
     assert name not in environment.snapshot()  # a Batch job is not launched with it
-    del os.environ[name]
+    environment.forget_lambda_variables()  # when the stack stops
+    assert name not in os.environ
