@@ -193,6 +193,46 @@ def list_prefix(prefix: S3Uri | str) -> Iterator[ObjectInfo]:
         raise _fail(base, error) from error
 
 
+@dataclass(frozen=True)
+class UploadInProgress:
+    uri: S3Uri  # the object it becomes when completed
+    upload_id: str
+    initiated: float  # epoch seconds of its CreateMultipartUpload
+
+
+def list_uploads(prefix: S3Uri | str) -> Iterator[UploadInProgress]:
+    """Every unfinished multipart upload whose key starts with `prefix` (ListMultipartUploads):
+    objects still being uploaded, which ListObjects does not show."""
+    base = _as_uri(prefix)
+    pages = client().get_paginator("list_multipart_uploads").paginate(Bucket=base.bucket, Prefix=base.key)
+    try:
+        for page in pages:
+            for item in page.get("Uploads", []):
+                uri = S3Uri(base.bucket, item["Key"])
+                yield UploadInProgress(uri, item["UploadId"], item["Initiated"].timestamp())
+    except ClientError as error:
+        raise _fail(base, error) from error
+
+
+def newest_part_at(upload: UploadInProgress) -> float | None:
+    """When the upload's most recent part arrived (ListParts, every page), or None without parts."""
+    target = upload.uri
+    pages = (
+        client()
+        .get_paginator("list_parts")
+        .paginate(Bucket=target.bucket, Key=target.key, UploadId=upload.upload_id)
+    )
+    newest: float | None = None
+    try:
+        for page in pages:
+            for part in page.get("Parts", []):
+                at = part["LastModified"].timestamp()
+                newest = at if newest is None else max(newest, at)
+    except ClientError as error:
+        raise _fail(target, error) from error
+    return newest
+
+
 def copy_prefix(source: S3Uri | str, destination: S3Uri | str) -> list[S3Uri]:
     """Server-side copy of every object under folder `source` to folder `destination`."""
     src, dst = _as_uri(source).as_prefix(), _as_uri(destination).as_prefix()
