@@ -114,7 +114,9 @@ def sweep_calls(ctx: Context) -> None:
     folder = unique("lp-")
     upload(ctx, f"{folder}/L_S1_L001_R1_001.fastq.gz", ctx.sample.r1)  # lanes settle first
     upload(ctx, f"{folder}/L_S1_L001_R2_001.fastq.gz", ctx.sample.r2)
-    upload(ctx, f"{folder}/M_R1.fastq.gz", ctx.sample.r1)  # its mate never comes
+    upload(ctx, f"{folder}/M_R1.fastq.gz", ctx.sample.r1)  # its mate never comes: its upload
+    # started and stalled (ListMultipartUploads shows it, ListParts shows no progress)
+    boto3.client("s3").create_multipart_upload(Bucket=ctx.stack.input_bucket, Key=f"{folder}/M_R2.fastq.gz")
     put_sheet(ctx, unique("lp-"))  # the sweep reads the sheet again
     # two uploads whose intake invocation "failed" (Lambda's destination records): the sweep runs
     # the intake again for each (a lone R1 is noted as waiting; a pair reads its last run)
