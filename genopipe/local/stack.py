@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +22,7 @@ from genopipe.local.async_invoke import AsyncFaults
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.docker import DockerRunner
 from genopipe.local.events import EventCapture
-from genopipe.local.executors import JobRunner, NativeRunner
+from genopipe.local.executors import HostVolumes, JobRunner, NativeRunner
 from genopipe.local.provision import Deployment, deploy
 from genopipe.local.sweep import SweepTimer, rate_seconds
 from genopipe.local.template import translate
@@ -61,11 +63,11 @@ class StackError(Exception):
     pass
 
 
-def make_runner(executor: str) -> JobRunner:
+def make_runner(executor: str, volumes: HostVolumes | None = None) -> JobRunner:
     if executor == "native":
-        return NativeRunner()
+        return NativeRunner(volumes)
     if executor == "docker":
-        return DockerRunner()
+        return DockerRunner(volumes)
     raise StackError(f"--executor {executor}: expected native or docker")
 
 
@@ -100,7 +102,9 @@ class LocalStack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.runner = make_runner(options.executor)
+        # the stack's work directory: the Batch instance's host paths (/scratch) live under it
+        self.work_dir = Path(tempfile.mkdtemp(prefix="genopipe-local-"))
+        self.runner = make_runner(options.executor, HostVolumes(self.work_dir / "host"))
         self.batch = LocalBatch(
             self.runner,
             server.endpoint_url(options.port),
@@ -207,6 +211,7 @@ class LocalStack:
         if self._saved_environment is not None:
             server.restore_sdk_environment(self._saved_environment)
             self._saved_environment = None
+        shutil.rmtree(self.work_dir, ignore_errors=True)  # what the jobs left in /scratch
 
     def __enter__(self) -> LocalStack:
         return self.start()
