@@ -36,14 +36,16 @@ import argparse
 import heapq
 import json
 import math
+import statistics
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from genopipe.jobs.backoff import PollingPolicy, detection_delay_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QC_VARIANT = "detect_adapter"  # fastp as genopipe/steps/qc.py runs it now
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,22 +485,18 @@ def rates_from(measured: dict[str, Any], human_align_factor: float) -> Rates:
     pairs = smp["read_pairs"]
     v = measured["validate"]
     f = measured["fastp"]
-    qc_big = (
-        f[f"detect_adapter/{pairs}/t2"]
-        if f"detect_adapter/{pairs}/t2" in f
-        else _first(f, "detect_adapter/", "/t2", big=True)
-    )
+    qc_big = f[f"{QC_VARIANT}/2000000/t2"]
     a = measured["align"]
     fixed = a["minimap2/1000/t2"]["median_cpu_s"]
-    whole = a["minimap2/all/t2"]
-    align_per_pair = (whole["median_cpu_s"] - fixed) / whole["read_pairs"]
+    shards = a["minimap2/8x250000/t2"]
+    align_per_pair = (shards["sum_cpu_s"] - shards["shards"] * fixed) / shards["read_pairs"]
     m = measured["markdup"]["8/t2"]
     c = measured["call"]
     ten_mb = c["bcftools/10Mb"]
     call_fixed = c["bcftools/10kb"]["median_cpu_s"]
     depth = smp["read_pairs"] * 300 / smp["reference_real_bases"]
     call_per_base = (ten_mb["median_cpu_s"] - call_fixed) / (ten_mb["real_bases"] * depth)
-    regions = c["8 regions vs whole"]
+    regions = c["4 regions vs whole chr20"]
     r = measured["report"]
     report_cpu = (
         r["stats/t2"]["median_cpu_s"] + r["flagstat/t2"]["median_cpu_s"] + r["coverage/t1"]["median_cpu_s"]
@@ -540,6 +538,139 @@ def _first(section: dict[str, Any], prefix: str, suffix: str, big: bool) -> dict
     return section[keys[0]]
 
 
+ALIGN_SHARD_COUNTS = (1, 2, 4, 8, 16, 25, 40, 64, 100, 160, 250)
+CALL_REGION_COUNTS = (1, 2, 4, 8, 16, 31, 64, 100, 160, 250)
+HUMAN_ALIGN_FACTORS = (1.0, 2.0, 3.0)
+DEFAULT_HUMAN_ALIGN_FACTOR = 2.0
+FIXED_POLL_MAX_S = 300  # the recommended backoff cap: a finished stage is seen within 5 minutes
+
+
+def scenarios(plan: Plan, fleet: Fleet) -> dict[str, tuple[Plan, Fleet, str]]:
+    """The plan as it is being built, then each fix added on top of the previous ones."""
+    fixed_poll = replace(fleet, poll_max_seconds=FIXED_POLL_MAX_S)
+    chunks = replace(plan, validate_qc_chunks=40)
+    gather = replace(chunks, markdup_by_region=True, report_in_call=True)
+    return {
+        "as_built": (
+            plan,
+            fleet,
+            "the issue's plan at the template defaults: one validate, one qc, "
+            "align shards, one markdup, call regions, one concat, one report",
+        ),
+        "poll_cap_300s": (plan, fixed_poll, f"+ the check loop's backoff capped at {FIXED_POLL_MAX_S} s"),
+        "scatter_validate_qc": (
+            chunks,
+            fixed_poll,
+            "+ validate and qc per chunk of 10M pairs (40 jobs), e.g. per lane file or on the align shards",
+        ),
+        "scatter_gather": (
+            gather,
+            fixed_poll,
+            "+ markdup per call region group (from the sorted shards, "
+            "mates resolved by fixmate's MC tags) and report's BAM passes inside the call jobs",
+        ),
+    }
+
+
+def curve(size: SampleSize, rates: Rates, plan: Plan, fleet: Fleet, what: str) -> list[dict[str, Any]]:
+    points = []
+    if what == "align":
+        for n in ALIGN_SHARD_COUNTS:
+            p = replace(
+                plan, align_shard_pairs=math.ceil(size.read_pairs / n), max_shards=max(n, plan.max_shards)
+            )
+            points.append({"shards": n} | brief(project(size, rates, p, fleet)))
+    else:
+        for n in CALL_REGION_COUNTS:
+            p = replace(
+                plan, call_shard_bases=math.ceil(size.called_bases / n), max_shards=max(n, plan.max_shards)
+            )
+            points.append({"regions": n} | brief(project(size, rates, p, fleet)))
+    return points
+
+
+def brief(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("wall_hours", "usd", "idle_share_of_allocated_vcpu_s", "idle_usd", "instances_launched")
+    return {k: result[k] for k in keys} | {
+        f"{stage}_hours": figures["hours_on_critical_path"] for stage, figures in result["stages"].items()
+    }
+
+
+def scratch_table(measured: dict[str, Any]) -> dict[str, Any]:
+    """Peak bytes on disk per GB of the sample's gzipped FASTQ, per step, from the measured pieces."""
+    smp = measured["sample"]
+    gz = smp["gz_bytes"]
+    f = measured["fastp"]
+    qc_run = f[f"detect_adapter/{smp['read_pairs']}/t2"]
+    shard = measured["align"]["minimap2/250000/t2"]
+    md = measured["markdup"]["8/t2"]
+    return {
+        "validate": {
+            "gb_per_input_gb": 1.0,
+            "how": "the lanes it downloads (the check itself streams: pigz | fold | awk writes nothing); "
+            "0 if it streamed from S3",
+        },
+        "qc": {
+            "gb_per_input_gb": round(qc_run["peak_scratch_bytes"] / gz, 2),
+            "how": "measured: the lanes plus fastp's trimmed copies (-z 1) and reports",
+        },
+        "align": {
+            "gb_per_input_gb": round(shard["peak_scratch_bytes"] / shard["input_gz_bytes"], 2),
+            "how": "measured per shard (its reads, samtools sort's temporary files, the shard BAM), per GB "
+            "of the shard's gz reads; one shard holds 1/N of the sample",
+        },
+        "markdup": {
+            "gb_per_input_gb": round((md["input_bam_bytes"] + md["peak_scratch_bytes"]) / gz, 2),
+            "how": "measured: the shard BAMs downloaded plus markdup's output BAM and temporary files",
+        },
+        "call": {
+            "gb_per_input_gb": round(md["bam_bytes"] / gz, 2),
+            "how": "the whole BAM if downloaded (a region's slice only, or 0, if htslib reads it from S3)",
+        },
+        "report": {"gb_per_input_gb": round(md["bam_bytes"] / gz, 2), "how": "the BAM"},
+    }
+
+
+def refprep_projection(measured: dict[str, Any]) -> dict[str, Any]:
+    """minimap2 -d and bwa index: a line through the measured points (CPU s and peak RSS against
+    real bases for minimap2, all bases for bwa, which indexes N as random bases), at GRCh38's size."""
+    points = measured["refprep"]["points"]
+    out: dict[str, Any] = {"points": {}}
+    for tool, key, basis, total in (
+        ("minimap2 -x sr -d", "minimap2_d", "real_bases", GRCH38_REAL_BASES),
+        ("bwa index -a bwtsw", "bwa_index", "bases", GRCH38_BASES),
+    ):
+        xs = [p[basis] for p in points.values()]
+        cpu = [p[key]["median_cpu_s"] for p in points.values()]
+        rss = [p[key]["max_rss_mib"] for p in points.values()]
+        cpu_slope, cpu_fixed = fit(xs, cpu)
+        rss_slope, rss_fixed = fit(xs, rss)
+        out[tool] = {
+            "basis": basis,
+            "cpu_s_per_mb": round(cpu_slope * 1e6, 3),
+            "rss_mib_per_mb": round(rss_slope * 1e6, 3),
+            "projected_cpu_hours_grch38": round((cpu_fixed + cpu_slope * total) / 3600, 2),
+            "projected_peak_rss_gib_grch38": round((rss_fixed + rss_slope * total) / 1024, 1),
+            "index_bytes_per_base": round(
+                statistics.fmean(
+                    p["mmi_bytes" if key == "minimap2_d" else "bwa_bytes"] / p[basis] for p in points.values()
+                ),
+                3,
+            ),
+        }
+        out[tool]["projected_index_gb_grch38"] = round(out[tool]["index_bytes_per_base"] * total / 1e9, 1)
+        out["points"][tool] = [
+            {"bases": x, "cpu_s": c, "max_rss_mib": r} for x, c, r in zip(xs, cpu, rss, strict=True)
+        ]
+    return out
+
+
+def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares line: (slope, intercept)."""
+    slope, intercept = statistics.linear_regression(xs, ys)
+    return slope, intercept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -548,8 +679,96 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args()
     measured = json.loads(args.measured.read_text())
-    print(json.dumps(project(WGS30X, rates_from(measured, 2.0), Plan(), Fleet()), indent=2))
+    rates = rates_from(measured, DEFAULT_HUMAN_ALIGN_FACTOR)
+    plan, fleet = Plan(), Fleet()
+    result: dict[str, Any] = {
+        "method": __doc__.split("\n\n", 2)[2].strip(),
+        "measured_from": str(args.measured.relative_to(RESULTS.parent.parent))
+        if args.measured.is_relative_to(RESULTS.parent.parent)
+        else str(args.measured),
+        "assumptions": {
+            "fleet": asdict(fleet),
+            "plan_defaults": asdict(plan),
+            "human_align_factor": DEFAULT_HUMAN_ALIGN_FACTOR,
+            "human_align_factor_why": (
+                "per-pair minimap2 CPU on GRCh38 over that on the measured 13.6 Mb: not measurable here (no "
+                "bigger real genome); repeats give more candidate hits and the ~7 GB index misses the CPU "
+                "caches. The sensitivity section shows 1x-3x."
+            ),
+            "rates": asdict(rates),
+            "samples": {s.name: asdict(s) for s in (WGS30X, EXOME100X)},
+        },
+    }
+    for size in (WGS30X, EXOME100X):
+        block: dict[str, Any] = {"description": size.description}
+        for name, (p, f, why) in scenarios(plan, fleet).items():
+            projected = project(size, rates, p, f)
+            block[name] = {"what": why, **projected}
+        block["projected_wall_hours"] = block["as_built"]["wall_hours"]
+        block["projected_usd"] = block["as_built"]["usd"]
+        block["curves"] = {
+            "align_shards": curve(size, rates, plan, fleet, "align"),
+            "call_regions": curve(size, rates, plan, fleet, "call"),
+            "align_shards_scatter_gather": curve(
+                size, rates, *scenarios(plan, fleet)["scatter_gather"][:2], "align"
+            ),
+            "call_regions_scatter_gather": curve(
+                size, rates, *scenarios(plan, fleet)["scatter_gather"][:2], "call"
+            ),
+        }
+        block["sensitivity_human_align_factor"] = {
+            f"{factor:g}x": brief(
+                project(size, rates_from(measured, factor), *scenarios(plan, fleet)["scatter_gather"][:2])
+            )
+            | {"as_built_wall_hours": project(size, rates_from(measured, factor), plan, fleet)["wall_hours"]}
+            for factor in HUMAN_ALIGN_FACTORS
+        }
+        result[size.name] = block
+    result["reference_preparation"] = refprep_projection(measured)
+    result["scratch_gb_per_input_gb"] = scratch_table(measured)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    w = result["wgs30x"]
+    print(
+        f"wgs30x as built: {w['projected_wall_hours']} h, ${w['projected_usd']}; "
+        f"scatter-gather: {w['scatter_gather']['wall_hours']} h, ${w['scatter_gather']['usd']}"
+    )
     return 0
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    wgs = result["wgs30x"]["curves"]
+    for column, (key, unit) in enumerate((("align_shards", "shards"), ("call_regions", "regions"))):
+        for label, series, style in (
+            ("as built", wgs[key], "-o"),
+            ("scatter-gather fixes", wgs[f"{key}_scatter_gather"], "-s"),
+        ):
+            xs = [p[unit] for p in series]
+            axes[0][column].plot(xs, [p["wall_hours"] for p in series], style, label=label)
+            axes[1][column].plot(xs, [p["usd"] for p in series], style, label=f"{label}: total")
+            axes[1][column].plot(xs, [p["idle_usd"] for p in series], ":", label=f"{label}: idle vCPUs")
+        for row in (0, 1):
+            axes[row][column].set_xscale("log")
+            axes[row][column].set_xlabel(f"{unit} ({'align' if column == 0 else 'call'})")
+            axes[row][column].grid(True, alpha=0.3)
+        axes[0][column].axhline(2.0, color="red", lw=0.8, ls="--", label="target 2 h")
+        axes[0][column].axhline(1.0, color="orange", lw=0.8, ls="--", label="aim 1 h")
+        axes[1][column].axhline(1.5, color="red", lw=0.8, ls="--", label="target $1.50")
+        axes[0][column].set_ylabel("wall hours")
+        axes[1][column].set_ylabel("USD (Spot, allocated vCPUs)")
+        axes[0][column].legend(fontsize=7)
+        axes[1][column].legend(fontsize=7)
+    fig.suptitle("30x WGS projection: where more shards stop helping (bench/fleet.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
