@@ -485,16 +485,17 @@ def rates_from(measured: dict[str, Any], human_align_factor: float) -> Rates:
     pairs = smp["read_pairs"]
     v = measured["validate"]
     f = measured["fastp"]
-    qc_big = f[f"{QC_VARIANT}/2000000/t2"]
+    qc_big = f[f"{QC_VARIANT}/main/t2"]
     a = measured["align"]
     fixed = a["minimap2/1000/t2"]["median_cpu_s"]
-    shards = a["minimap2/8x250000/t2"]
+    shards = a["minimap2/shards/t2"]
     align_per_pair = (shards["sum_cpu_s"] - shards["shards"] * fixed) / shards["read_pairs"]
-    m = measured["markdup"]["8/t2"]
+    m = measured["markdup"]["shards/t2"]
     c = measured["call"]
     ten_mb = c["bcftools/10Mb"]
     call_fixed = c["bcftools/10kb"]["median_cpu_s"]
-    depth = smp["read_pairs"] * 300 / smp["reference_real_bases"]
+    bam_pairs = m["read_pairs"]  # the pieces after validate ran on the sample's first pairs
+    depth = bam_pairs * 300 / smp["reference_real_bases"]
     call_per_base = (ten_mb["median_cpu_s"] - call_fixed) / (ten_mb["real_bases"] * depth)
     regions = c["4 regions vs whole chr20"]
     r = measured["report"]
@@ -505,7 +506,7 @@ def rates_from(measured: dict[str, Any], human_align_factor: float) -> Rates:
     return Rates(
         validate_cpu_per_pair=v["median_cpu_s"] / pairs,
         validate_cores=cores(v),
-        qc_cpu_per_pair=qc_big["median_cpu_s"] / pairs,
+        qc_cpu_per_pair=qc_big["median_cpu_s"] / qc_big["read_pairs"],
         qc_fixed_cpu_s=0.0,
         qc_cores=4.0,
         align_cpu_per_pair=align_per_pair,
@@ -514,16 +515,16 @@ def rates_from(measured: dict[str, Any], human_align_factor: float) -> Rates:
         index_bytes_per_real_base=refprep["mmi_bytes"] / refprep["real_bases"],
         index_load_mb_per_s=refprep["mmi_bytes"] / 1e6 / max(fixed, 1e-3),
         human_align_factor=human_align_factor,
-        markdup_cpu_per_pair=m["median_cpu_s"] / pairs,
+        markdup_cpu_per_pair=m["median_cpu_s"] / bam_pairs,
         markdup_cores=cores(m),
-        bam_bytes_per_pair=m["bam_bytes"] / pairs,
+        bam_bytes_per_pair=m["bam_bytes"] / bam_pairs,
         call_cpu_per_aligned_base=call_per_base,
         call_fixed_s=call_fixed,
         call_cores=1.0,
         concat_cpu_per_region=regions["concat"]["cpu_s"] / len(regions["regions"]),
-        report_cpu_per_pair=report_cpu / pairs,
+        report_cpu_per_pair=report_cpu / bam_pairs,
         report_cores=cores(r["stats/t2"]),
-        trimmed_gz_bytes_per_pair=qc_big["output_gz_bytes"] / pairs,
+        trimmed_gz_bytes_per_pair=qc_big["output_gz_bytes"] / qc_big["read_pairs"],
     )
 
 
@@ -601,9 +602,9 @@ def scratch_table(measured: dict[str, Any]) -> dict[str, Any]:
     smp = measured["sample"]
     gz = smp["gz_bytes"]
     f = measured["fastp"]
-    qc_run = f[f"detect_adapter/{smp['read_pairs']}/t2"]
+    qc_run = f[f"{QC_VARIANT}/main/t2"]
     shard = measured["align"]["minimap2/250000/t2"]
-    md = measured["markdup"]["8/t2"]
+    md = measured["markdup"]["shards/t2"]
     return {
         "validate": {
             "gb_per_input_gb": 1.0,
