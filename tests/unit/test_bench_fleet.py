@@ -9,8 +9,8 @@ from genopipe.jobs.backoff import PollingPolicy, detection_delay_seconds
 
 # a fleet with no latencies, no Spot rework, no idle keep, no billing minimum: only the packing left
 BARE = fleet.Fleet(
-    instance_vcpus=16,
-    instance_memory_mib=64_000,
+    max_instance_vcpus=16,
+    memory_mib_per_vcpu=4000,
     max_vcpus=32,
     spot_usd_per_vcpu_hour=0.01,
     batch_scheduling_s=0.0,
@@ -51,9 +51,14 @@ def test_two_jobs_share_an_instance_and_a_third_launches_another() -> None:
     assert two.wall_s == pytest.approx(100.0)
     assert two.usd == pytest.approx(100 * 16 / 3600 * 0.01)
     assert two.idle_share == pytest.approx(0.0)
+    # 24 vCPUs waiting: a 16-vCPU instance, then an 8-vCPU one for the third (sized to what waits)
     three = fleet.simulate([[job(n, "align", 8, 800.0) for n in "abc"]], BARE)
     assert three.instances == 2
-    assert three.idle_share == pytest.approx(1 - 2400 / (2 * 16 * 100))
+    assert three.idle_share == pytest.approx(0.0)
+    assert three.usd == pytest.approx(100 * 24 / 3600 * 0.01)
+    # a 1-vCPU job still gets the smallest instance, 2 vCPUs: half of it is billed idle
+    alone = fleet.simulate([[job("v", "validate", 1, 100.0)]], BARE)
+    assert alone.idle_share == pytest.approx(0.5)
 
 
 def test_a_full_fleet_queues_the_job_until_room_frees() -> None:
@@ -81,6 +86,15 @@ def test_instance_start_and_image_pull_come_once_per_instance() -> None:
     # never went idle before that stage began) and its image
     assert outcome.instances == 1
     assert outcome.wall_s == pytest.approx(330.0)
+
+
+def test_instances_are_sized_to_the_waiting_jobs_and_their_memory() -> None:
+    small = fleet.Job("v", "validate", 1, 2048, 1.0, 1.0)
+    assert fleet.instance_size(small, 1, BARE) == 2
+    assert fleet.instance_size(small, 5, BARE) == 8
+    assert fleet.instance_size(small, 100, BARE) == 16
+    hungry = fleet.Job("a", "align", 2, 30_000, 1.0, 2.0)
+    assert fleet.instance_size(hungry, 2, BARE) == 8  # 30 GB needs 8 x 4000 MiB
 
 
 def test_shard_counts_follow_the_input_and_the_cap() -> None:
