@@ -1222,8 +1222,8 @@ def fastp_decision(measured: dict[str, Any]) -> dict[str, Any]:
 FIXES = {
     "validate": "scatter it: one validate per chunk (per lane file, or each align shard checks its own "
     "reads as it streams them)",
-    "qc": "take it off the critical path (fastp decision above) and scatter it per chunk; the shards come from "
-    "the lanes or a split pass",
+    "qc": "take it off the critical path (fastp decision above) and scatter it per chunk; the shards come "
+    "from the lanes or a split pass",
     "align": "more shards (the curve) until index download + load dominate",
     "markdup": "one job over 400M pairs (samtools markdup is single-threaded apart from compression): run it "
     "per call region group over the sorted shards (`samtools merge -R region` of every shard | markdup), "
