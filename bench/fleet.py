@@ -1206,7 +1206,7 @@ def fastp_decision(measured: dict[str, Any]) -> dict[str, Any]:
             '`"--detect_adapter_for_pe"` from fastp\'s argv (fastp still trims adapters it finds by PE '
             "overlap, its default): it saves its fixed cost on every qc job (most of qc on small samples, "
             "and once per chunk when qc is scattered); (2) take qc off the critical path: align reads the "
-            "raw reads split into shards (the split is the only work align must wait for: the lanes themselves, "
+            "raw reads split into shards (the split is the only work align must wait for: the lanes, "
             "or fastp `-A -Q -L -G --split_by_lines` at the CPU above), and fastp's QC report runs beside "
             "align as its own job whose JSON goes to MultiQC in report. Caveat: one real sample with few "
             "adapters (64 of 21,014 reads trimmed); libraries with short inserts (degraded DNA, cfDNA) have "
