@@ -583,6 +583,13 @@ def headline(results: Path) -> dict[str, Any]:
         out["step_chain_over_plain"] = {n: d["ratio_chain_over_plain"] for n, d in chain["datasets"].items()}
     if local:
         out["local_run_over_plain"] = local["ratio_local_run_over_plain"]
+    scale = load(results, "scale.json")
+    if scale:
+        wgs, fixed = scale["wgs30x"], scale["wgs30x"]["scatter_gather"]
+        out["wgs30x_projection"] = {
+            "as_built": {"wall_hours": wgs["projected_wall_hours"], "usd": wgs["projected_usd"]},
+            "with_fixes": {"wall_hours": fixed["wall_hours"], "usd": fixed["usd"]},
+        }
     return out
 
 
