@@ -1385,6 +1385,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
             axes[row][column].set_xscale("log")
             axes[row][column].set_xlabel(f"{unit} ({'align' if column == 0 else 'call'})")
             axes[row][column].grid(True, alpha=0.3)
+        chosen = result["recommended_defaults"]["align" if column == 0 else "call"][unit]
+        for row in (0, 1):
+            axes[row][column].axvline(chosen, color="grey", lw=0.8, ls="-.", label=f"recommended: {chosen}")
         axes[0][column].axhline(2.0, color="red", lw=0.8, ls="--", label="target 2 h")
         axes[0][column].axhline(1.0, color="orange", lw=0.8, ls="--", label="aim 1 h")
         axes[1][column].axhline(1.5, color="red", lw=0.8, ls="--", label="target $1.50")
