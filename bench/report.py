@@ -585,7 +585,7 @@ def headline(results: Path) -> dict[str, Any]:
         out["local_run_over_plain"] = local["ratio_local_run_over_plain"]
     scale = load(results, "scale.json")
     if scale:
-        wgs, fixed = scale["wgs30x"], scale["wgs30x"]["scatter_gather"]
+        wgs, fixed = scale["wgs30x"], scale["wgs30x"][scale["with_fixes"]]
         out["wgs30x_projection"] = {
             "as_built": {"wall_hours": wgs["projected_wall_hours"], "usd": wgs["projected_usd"]},
             "with_fixes": {"wall_hours": fixed["wall_hours"], "usd": fixed["usd"]},
