@@ -723,20 +723,19 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
 
 def scratch_table(measured: dict[str, Any]) -> dict[str, Any]:
     """Peak bytes on disk per GB of the sample's gzipped FASTQ, per step, from the measured pieces."""
-    smp = measured["sample"]
-    gz = smp["gz_bytes"]
     f = measured["fastp"]
+    gz = f[f"{QC_VARIANT}/main/t2"]["input_gz_bytes"]  # the pairs the pieces after validate ran on
     qc_run = f[f"{QC_VARIANT}/main/t2"]
     shard = measured["align"]["minimap2/250000/t2"]
     md = measured["markdup"]["shards/t2"]
     return {
         "validate": {
             "gb_per_input_gb": 1.0,
-            "how": "the lanes it downloads (the check itself streams: pigz | fold | awk writes nothing); "
+            "how": "the lanes it downloads (the check itself streams: pigz, fold and awk write nothing); "
             "0 if it streamed from S3",
         },
         "qc": {
-            "gb_per_input_gb": round(qc_run["peak_scratch_bytes"] / gz, 2),
+            "gb_per_input_gb": round(qc_run["peak_scratch_bytes"] / qc_run["input_gz_bytes"], 2),
             "how": "measured: the lanes plus fastp's trimmed copies (-z 1) and reports",
         },
         "align": {
@@ -927,6 +926,12 @@ def piece_rows(measured: dict[str, Any]) -> list[str]:
         f"{s['sum_wall_s']:.1f} (sum) | {s['sum_cpu_s'] / s['sum_wall_s']:.2f} | "
         f"{s['max_shard_peak_tree_rss_mib']:.0f} | - |"
     )
+    empty = sum(1 for shard in s["per_shard"] if shard["read_pairs"] == 0)
+    if empty:
+        rows.append(
+            f"| (of those shards, {empty} are empty: fastp 0.23 `--split_by_lines` wrote {empty} 0-byte file "
+            "pairs after the full ones; minimap2 takes them) | | | | | | | | |"
+        )
     for key, r in measured["markdup"].items():
         if key.startswith("shards/"):
             add(
@@ -968,6 +973,7 @@ def piece_rows(measured: dict[str, Any]) -> list[str]:
         if not isinstance(r, dict):
             continue
         tool, threads = key.split("/")
+        r = {"read_pairs": measured["markdup"]["shards/t2"]["read_pairs"]} | r
         add(
             f"report: samtools {tool}",
             r,
@@ -1104,14 +1110,14 @@ def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
         "Hours each stage holds the critical path (30x WGS; submission to the state machine seeing the last "
         "job):",
         "",
-        "| stage | jobs | as built h | CPU h | with every fix h |",
+        "| stage | jobs | as built h (of which the poll's delay) | CPU h | with every fix h |",
         "|---|---|---|---|---|",
     ]
     for stage, figures in wgs["as_built"]["stages"].items():
         fixed = wgs[BEST]["stages"].get(stage, {})
         lines.append(
             f"| {stage} | {figures['jobs']} (x{figures['job_vcpus']} vCPU) | "
-            f"{figures['hours_on_critical_path']:.2f} | "
+            f"{figures['hours_on_critical_path']:.2f} ({figures['polling_delay_s'] / 3600:.2f}) | "
             f"{figures['cpu_s'] / 3600:.1f} | "
             + (
                 f"{fixed['hours_on_critical_path']:.2f} ({fixed['jobs']} jobs)"
@@ -1241,6 +1247,16 @@ def reference_verdict(ref: dict[str, Any]) -> list[str]:
         rss = r["projected_peak_rss_gib_grch38"]
         fits_mem = rss * 1024 <= row.memory_mib
         fits_time = wall_h * 3600 <= row.timeout_seconds
+        if tool.startswith("bwa"):
+            steep = ref["bwa_cpu_hours_at_exponent"]
+            lines.append(
+                f"- {tool}: ~{wall_h:.2f} h if linear ({'fits' if fits_time else 'EXCEEDS'} the "
+                f"{row.timeout_seconds / 3600:.0f} h timeout), ~{steep:.0f} h at the exponent measured here "
+                f"({'fits' if steep * 3600 <= row.timeout_seconds else 'EXCEEDS'} it; bwa is single-threaded "
+                f"here); memory not projectable (below); index ~{r['projected_index_gb_grch38']} GB. "
+                "Measure it on GRCh38 itself before relying on the reference row for `--aligner bwa`."
+            )
+            continue
         lines.append(
             f"- {tool}: ~{wall_h:.2f} h wall on the row's {row.vcpus} vCPUs "
             f"({'fits' if fits_time else 'EXCEEDS'} "
@@ -1380,7 +1396,11 @@ def obstacles(result: dict[str, Any]) -> list[str]:
         f"{late_1h:.0f} min late and a 2-hour one {late_2h:.0f} min late, at every stage, while the fleet "
         f"idles: capping it at {FIXED_POLL_MAX_S} s takes the WGS from {built['wall_hours']:.2f} h to "
         f"{poll['wall_hours']:.2f} h (Step Functions' `batch:submitJob.sync` or an EventBridge rule on Batch "
-        "job state changes would remove the delay entirely).",
+        "job state changes would remove the delay entirely). It costs dollars here, not saves them: with "
+        "the stages closer together, the single long jobs (markdup, report) land on the 16-vCPU instances "
+        "align leaves idle, and Batch never moves a running job, so one busy core holds 16 billed vCPUs "
+        "for hours. Single jobs after a wide stage need their own job queue and compute environment of "
+        "small instances, or to stop being single jobs.",
         "",
         f"With every fix ({FIXED_POLL_MAX_S} s poll cap; {fixed['what'].lstrip('+ ')}) the projection is "
         f"**{fixed['wall_hours']:.2f} h and ${fixed['usd']:.2f}**: targets "
