@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
 import fleet
 import pytest
 
@@ -101,3 +106,27 @@ def test_shard_counts_follow_the_input_and_the_cap() -> None:
     assert fleet.shard_count(400e6, 10e6, 100) == 40
     assert fleet.shard_count(400e6, 1e6, 100) == 100
     assert fleet.shard_count(1000, 10e6, 100) == 1
+
+
+def test_the_projection_renders_from_the_recorded_measurements(tmp_path: Path) -> None:
+    """fleet.py's whole path (rates, scenarios, curves, knee, page, plot) on the committed figures."""
+    measured = Path(fleet.RESULTS) / "scale-measured.json"
+    out = tmp_path / "scale.json"
+    with mock.patch.object(sys, "argv", ["fleet.py", "--measured", str(measured), "--out", str(out)]):
+        assert fleet.main() == 0
+    result = json.loads(out.read_text())
+    wgs = result["wgs30x"]
+    assert wgs["projected_wall_hours"] == wgs["as_built"]["wall_hours"] > 0
+    assert wgs["projected_usd"] == wgs["as_built"]["usd"] > 0
+    # every fix shortens the critical path of the 30x WGS
+    assert wgs[result["with_fixes"]]["wall_hours"] < wgs["as_built"]["wall_hours"]
+    assert [p["shards"] for p in wgs["curves"]["align_shards"]] == list(fleet.ALIGN_SHARD_COUNTS)
+    page = out.with_suffix(".md").read_text()
+    for heading in (
+        "### Measured pieces",
+        "### Reference preparation",
+        "### The fastp decision",
+        "### Projection",
+    ):
+        assert heading in page
+    assert out.with_suffix(".png").stat().st_size > 0
