@@ -985,6 +985,28 @@ def piece_rows(measured: dict[str, Any]) -> list[str]:
     return rows
 
 
+def cpu_spread(measured: dict[str, Any]) -> float:
+    """The largest max/min ratio of CPU seconds among the repeats of any measured piece."""
+    worst = 1.0
+
+    def walk(node: object) -> None:
+        nonlocal worst
+        if isinstance(node, dict):
+            runs = node.get("runs")
+            if isinstance(runs, list) and len(runs) > 1 and all("cpu_s" in r for r in runs):
+                cpus = [r["cpu_s"] for r in runs]
+                if min(cpus) > 0.5:  # below that, process start and rounding dominate
+                    worst = max(worst, max(cpus) / min(cpus))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(measured)
+    return worst
+
+
 def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
     smp = measured["sample"]
     wgs, exome = result["wgs30x"], result["exome100x"]
@@ -1012,12 +1034,18 @@ def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
         "first 1M pairs (4 align shards of 250k, fastp's `--split_by_lines` files): the host has 2 cores "
         "shared by six sessions and its load average was 8-13 during the runs, so wall times are stretched "
         "2-6x; **read the CPU seconds**, which the projection uses. Repeats: 3 for the cheap pieces "
-        "(medians), 1 for the big ones.",
+        "(medians), 1 for the big ones. The simulator writes one haplotype's reads after the other's, so "
+        "the first 1M pairs are haplotype 1's, chr20 and chr21 at ~22x each: the BAM the callers and report "
+        "read is haploid-looking (its hets show as hom-alt or not at all); the pileup's CPU per base and "
+        "read, which is what is used here, does not depend on that.",
         "",
         "### Measured pieces",
         "",
         *piece_rows(measured),
         "",
+        f"Spread of CPU seconds between repeats of one piece: up to {cpu_spread(measured):.2f}x (max/min); "
+        "CPU time too grows on a host this loaded (shared caches and cores), so the per-unit figures are "
+        "pessimistic rather than exact. "
         "`cores busy` = CPU / wall on this loaded host (a lower bound of what the tool can use). Scratch "
         "per GB "
         "of the piece's gzipped input; per step and per GB of the sample's FASTQ:",
