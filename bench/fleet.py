@@ -1025,7 +1025,9 @@ def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
         "`bench/results/scale.json` "
         "and this section.",
         "",
-        f"Sample: {smp['simulator']}: {smp['read_pairs']:,} read pairs ({smp['gz_bytes'] / 1e9:.2f} GB gz, "
+        f"Sample: {smp['simulator']} (the depth over all 20 Mb, N included: "
+        f"{smp['read_pairs'] * 300 / smp['reference_real_bases']:.0f}x over the real bases): "
+        f"{smp['read_pairs']:,} read pairs ({smp['gz_bytes'] / 1e9:.2f} GB gz, "
         f"{smp['gz_bytes_per_pair']:.0f} B/pair; a 30x WGS at 100 GB is 250 B/pair), reference "
         f"{smp['reference_bases'] / 1e6:.0f} Mb of which {smp['reference_real_bases'] / 1e6:.2f} Mb real "
         "bases. "
@@ -1388,9 +1390,12 @@ FIXES = {
     "from the lanes or a split pass",
     "align": "more shards (the curve) until index download + load dominate",
     "markdup": "one job over 400M pairs (samtools markdup is single-threaded apart from compression): run it "
-    "per call region group over the sorted shards (`samtools merge -R region` of every shard | markdup), "
-    "which fixmate's MC tags make correct for pairs inside a region; pairs split across regions need both "
-    "ends' positions (markdup reads them from MC), or markdup per shard of a name-collated split",
+    "per call region group over the sorted shards (`samtools merge -R region` of every shard | markdup); "
+    "duplicates stay per library because every shard's reads of the region are in the job. Pairs that "
+    "straddle a region boundary are the open point: markdup judges a pair from both ends' positions "
+    "(fixmate's MC tag), so the region job must see both ends, e.g. regions padded by the longest insert "
+    "and marks kept only for reads starting inside; to be checked against the single-job markdup (the "
+    "same flags on every read) before it replaces it",
     "call": "more regions (the curve)",
     "concat": "small",
     "report": "samtools stats/flagstat/coverage over a 70 GB BAM on 2 vCPUs: compute them per region inside "
