@@ -1112,7 +1112,10 @@ def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
         f"per-pair CPU is multiplied by {result['assumptions']['human_align_factor']:g} for the 3.1 Gb "
         "genome "
         "(unmeasurable here; 1x and 3x below). Job sizes: validate 1 vCPU, qc 4, align 8, markdup 8, call 1 "
-        "per region (bcftools is single-threaded), concat 1, report 2.",
+        "per region (bcftools is single-threaded), concat 1, report 2. Cores a job keeps busy: fastp 4 and "
+        "minimap2 8 (their threads scale; not measurable on this 2-core host), the others as measured at "
+        f"2 threads (validate {rates['validate_cores']}, markdup {rates['markdup_cores']}, report "
+        f"{rates['report_cores']}), call 1.",
         "",
         f"Samples: {WGS30X.description}; {EXOME100X.description}.",
         "",
