@@ -59,7 +59,18 @@ SHARD_PAIRS = 250_000  # the small shard
 # the 13.6 Mb of real bases, near the 30x being projected
 MAIN_PAIRS = 1_000_000
 SAMPLE_INTERVAL_S = 0.2
-SECTIONS = ("refprep", "validate", "fastp", "align", "markdup", "call", "report", "hg002", "bwa")
+SECTIONS = (
+    "refprep",
+    "validate",
+    "fastp",
+    "align",
+    "markdup",
+    "markdup_regions",
+    "call",
+    "report",
+    "hg002",
+    "bwa",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,6 +513,66 @@ def section_markdup(smp: Sample, work: Path, reps: int) -> dict[str, Any]:
                 threads=threads,
             )
             results[f"shards/t{threads}"] = result | {"shards": len(bams)}
+    return results
+
+
+def read_flags(path: Path, region: str | None, start: int, end: int) -> dict[tuple[str, int], int]:
+    """FLAG of each primary read of chr20 starting in [start, end], by (name, first/second in pair)."""
+    argv = ["samtools", "view", "-F", "0x900", str(path)]
+    if region:
+        argv.append(region)
+    text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in text.splitlines():
+        name, flag, chrom, pos = line.split("\t", 4)[:4]
+        if chrom == "chr20" and start <= int(pos) <= end:
+            found[(name, int(flag) & 0xC0)] = int(flag)
+    return found
+
+
+def section_markdup_regions(smp: Sample, work: Path, reps: int) -> dict[str, Any]:
+    """markdup per region: `samtools merge -R region` of the sorted shard BAMs | markdup, for the two
+    halves of chr20, against the whole-sample markdup: the flags of every read that starts in the
+    region (pairs straddling the boundary included) must be the same."""
+    shard_bams = [
+        b for b in sorted((work / "align").glob("minimap2-shard*-t2/shard.bam")) if b.stat().st_size > 1000
+    ]
+    whole = work / "markdup" / "shards-t2" / "sample.bam"
+    out = work / "markdup-regions"
+    out.mkdir(parents=True, exist_ok=True)
+    for bam in shard_bams:
+        if not Path(f"{bam}.bai").exists():
+            subprocess.run(["samtools", "index", str(bam)], check=True)
+    results: dict[str, Any] = {}
+    for number, (start, end) in enumerate(((1, 5_000_000), (5_000_001, 10_000_000))):
+        region = f"chr20:{start}-{end}"
+        bam = out / f"region{number}.bam"
+        merge = ["samtools", "merge", "-u", "-R", region, "-o", "-", *map(str, shard_bams)]
+        markdup = ["samtools", "markdup", "-T", str(out / "md"), "-", str(bam)]
+        measure = run(f"{sh(merge)} | {sh(markdup)}", f"markdup {region}")
+
+        mine, reference = read_flags(bam, None, start, end), read_flags(whole, region, start, end)
+        differ = [key for key in reference if mine.get(key) != reference[key]]
+        straddling = sum(
+            1
+            for line in subprocess.run(
+                ["samtools", "view", "-F", "0x900", str(bam)], capture_output=True, text=True, check=True
+            ).stdout.splitlines()
+            if (f := line.split("\t"))[2] == "chr20"
+            and start <= int(f[3]) <= end
+            and f[6] == "="
+            and not start <= int(f[7]) <= end
+        )
+        results[region] = {
+            "cpu_s": measure.cpu_s,
+            "reads_starting_in_region": len(reference),
+            "reads_in_region_job": len(mine),
+            "flags_differ": len(differ),
+            "differ_examples": [list(k) for k in differ[:10]],
+            "duplicates_whole": sum(1 for f in reference.values() if f & 0x400),
+            "duplicates_region": sum(1 for f in mine.values() if f & 0x400),
+            "reads_whose_mate_starts_outside": straddling,
+        }
     return results
 
 
