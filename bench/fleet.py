@@ -1079,6 +1079,22 @@ def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
         lines.append(
             f"| {step} | {row['gb_per_input_gb']} | {row['how']} | {table.get(step, '(new step)')} |"
         )
+    per = {step: row["gb_per_input_gb"] for step, row in result["scratch_gb_per_input_gb"].items()}
+    gz_gb = WGS30X.gz_bytes / 1e9
+    shard_gb = gz_gb / (WGS30X.read_pairs / rec["AlignShardReadPairs"])
+    index_gb = result["sharding_overhead"]["human_index_gb"]
+    region_gb = per["call"] * gz_gb / (WGS30X.called_bases / rec["CallShardBases"])
+    lines += [
+        "",
+        f"Per job for a 30x WGS ({gz_gb:.0f} GB gz): as built, one job each: validate "
+        f"{per['validate'] * gz_gb:.0f} GB, qc {per['qc'] * gz_gb:.0f} GB, markdup "
+        f"{per['markdup'] * gz_gb:.0f} GB, call and report {per['call'] * gz_gb:.0f} GB (a data volume is needed). Scattered at the "
+        f"recommended defaults: an align shard {per['align'] * shard_gb + index_gb:.0f} GB (its "
+        f"{shard_gb:.1f} GB of reads, sort's files and its BAM, plus the {index_gb:.1f} GB index), a region "
+        f"job ~{region_gb:.1f} GB of BAM slices. Far below the as-built needs, but a 16-vCPU instance runs "
+        "two align jobs, so it needs ~2x the shard's figure, more than a ~30 GiB root volume shared with "
+        "the OS and images holds: a data volume sized per instance (not per sample) still pays.",
+    ]
     ov = result["sharding_overhead"]
     lines += [
         "",
