@@ -1088,7 +1088,8 @@ def markdown(result: dict[str, Any], measured: dict[str, Any]) -> str:
         "",
         f"Per job for a 30x WGS ({gz_gb:.0f} GB gz): as built, one job each: validate "
         f"{per['validate'] * gz_gb:.0f} GB, qc {per['qc'] * gz_gb:.0f} GB, markdup "
-        f"{per['markdup'] * gz_gb:.0f} GB, call and report {per['call'] * gz_gb:.0f} GB (a data volume is needed). Scattered at the "
+        f"{per['markdup'] * gz_gb:.0f} GB, call and report {per['call'] * gz_gb:.0f} GB (a data volume is "
+        "needed). Scattered at the "
         f"recommended defaults: an align shard {per['align'] * shard_gb + index_gb:.0f} GB (its "
         f"{shard_gb:.1f} GB of reads, sort's files and its BAM, plus the {index_gb:.1f} GB index), a region "
         f"job ~{region_gb:.1f} GB of BAM slices. Far below the as-built needs, but a 16-vCPU instance runs "
