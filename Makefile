@@ -50,6 +50,8 @@ bench: venv
 	$(BIN)/python bench/local_run.py
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/orchestration.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/report.py
 
 bench-smoke: venv
