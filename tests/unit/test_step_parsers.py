@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from genopipe.layout import SampleFiles, published_key, staged_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
