@@ -16,9 +16,9 @@ order. Two ways to plan:
 
 A group holds several regions (at most ~1/`REGIONS_PER_GROUP` of its bases each, but not under
 `MIN_REGION_BASES`) so that a call job can run one single-threaded caller per region on each of
-its vCPUs (`chunks`). `ceil`-free balance: the number of groups is the real bases over
-`call_shard_bases`, rounded, between 1 and `max_shards` (beyond the cap groups grow). A small
-reference therefore stays one group (EBOV, 19 kb, with the default 100 Mb).
+its vCPUs (`chunks`). The number of groups is the real bases over `call_shard_bases`, rounded,
+between 1 and `max_shards` (beyond the cap groups grow). A small reference therefore stays one
+group (EBOV, 19 kb, with the default 100 Mb).
 
 No AWS here: the reference step scans the FASTA (`scan_gaps`), caches `gaps.bed` and writes the
 plan; the call step reads it.
@@ -167,18 +167,21 @@ def group_count(bases: int, call_shard_bases: int, max_shards: int) -> int:
 
 
 def balance(regions: list[Region], count: int) -> list[Group]:
-    """Consecutive regions into at most `count` groups of about equal bases: a region joins the
-    group its midpoint (in cumulative bases) falls in, so the order is kept and no group is
-    further than half a region from its share."""
-    total = sum(region.bases for region in regions)
-    groups: list[Group] = [[] for _ in range(count)]
-    done = 0
-    for region in regions:
-        middle = done + region.bases / 2
-        index = min(count - 1, int(middle * count / total)) if total else 0
-        groups[index].append(region)
-        done += region.bases
-    return [group for group in groups if group]
+    """Consecutive regions into `count` groups (fewer only when there are fewer regions) of about
+    equal bases: the k-th cut is the region boundary nearest to k/count of the bases."""
+    count = min(count, len(regions))
+    if count <= 1:
+        return [list(regions)] if regions else []
+    bounds = [0, *itertools.accumulate(region.bases for region in regions)]
+    cuts = [0]
+    for k in range(1, count):
+        goal = bounds[-1] * k / count
+        lowest, highest = cuts[-1] + 1, len(regions) - (count - k)  # room for the groups still to come
+        near = bisect.bisect_left(bounds, goal)
+        candidates = {min(max(index, lowest), highest) for index in (near - 1, near)}
+        cuts.append(min(candidates, key=lambda index: (abs(bounds[index] - goal), index)))
+    cuts.append(len(regions))
+    return [regions[start:end] for start, end in itertools.pairwise(cuts)]
 
 
 def plan_targets(targets: list[Region], call_shard_bases: int, max_shards: int) -> list[Group]:
@@ -199,7 +202,7 @@ def plan_genome(
     real = sum(length for _, length in contigs) - sum(e - s for _, s, e in gaps)
     count = group_count(real, call_shard_bases, max_shards)
     share = max(real / count, 1.0)
-    region_bases = min(share, max(share / REGIONS_PER_GROUP, MIN_REGION_BASES))
+    region_bases = share / max(1, min(REGIONS_PER_GROUP, int(share // MIN_REGION_BASES)))  # share / k
     regions = [
         region
         for contig, length in contigs
@@ -221,6 +224,18 @@ def _tile(contig: str, length: int, gaps: list[tuple[int, int]], region_bases: f
             n += max(0, min(end, gap_end) - max(start, gap_start))
         return end - start - n
 
+    def position_of(start: int, real: int) -> int:
+        """The position `real` non-N bases after `start` (cuts by real bases, not length)."""
+        position = start
+        for gap_start, gap_end in gaps[max(0, bisect.bisect_right(starts, start) - 1) :]:
+            if gap_end <= position:
+                continue
+            if gap_start - position >= real:
+                break
+            real -= max(0, gap_start - position)
+            position = max(position, gap_end)
+        return position + real
+
     cuts = [
         (start + end) // 2
         for start, end in gaps
@@ -231,9 +246,9 @@ def _tile(contig: str, length: int, gaps: list[tuple[int, int]], region_bases: f
     pieces: list[tuple[int, int, int]] = []
     for start, end, bases in stretches:
         parts = max(1, round(bases / region_bases)) if bases > region_bases else 1
-        edges = [start + (end - start) * k // parts for k in range(parts + 1)]
+        edges = [start, *(position_of(start, bases * k // parts) for k in range(1, parts)), end]
         for a, b in itertools.pairwise(edges):
-            piece = (a, b, real_bases(a, b) if parts > 1 else bases)
+            piece = (a, b, real_bases(a, b))
             if pieces and pieces[-1][2] + piece[2] <= region_bases:
                 pieces[-1] = (pieces[-1][0], b, pieces[-1][2] + piece[2])
             else:
