@@ -155,3 +155,43 @@ def test_simulated_diploid_sharded_at_every_indel_equals_the_unsharded_call(
         assert len(expected) >= 50, caller
         assert call_sharded(args, planned, caller, monkeypatch, tmp_path) == expected, caller
         assert call_sharded(args, hand, caller, monkeypatch, tmp_path) == expected, caller
+
+
+def test_simulated_targets_sharded_equal_the_unsharded_targets_call(
+    bucket: str,
+    simulated: SimulatedSample,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = prepare("sim", simulated.r1, simulated.r2, simulated.reference, ploidy=2)
+    contig = shards.read_fai(Path(f"{simulated.reference}.fai"))[0][0]
+    # a panel: 2 kb targets every 5 kb, two of them overlapping (merged) and two 100 bp apart
+    lines = [f"{contig}\t{start}\t{start + 2000}\n" for start in range(1000, 50_000, 5000)]
+    lines += [f"{contig}\t2500\t3500\n", f"{contig}\t48100\t50000\n"]
+    targets = tmp_path / "panel.bed"
+    targets.write_text("".join(lines))
+    panel = S3Uri(BUCKET, "panels/panel.bed")
+    s3.upload(targets, panel)
+    whole = restage(args, "targets-whole", ["--intervals", str(panel)])
+    sharded = restage(args, "targets-sharded", ["--intervals", str(panel), "--call-shard-bases", "5000"])
+    plan = plan_of(sharded, "sim")
+    assert len(plan) == 4 and len(plan_of(whole, "sim")) == 1  # 22.4 kb of targets / 5000
+    assert sum(len(group) for group in plan) == 11, "the overlapping pair merged, the close pair kept apart"
+    for caller in CALLERS:
+        whole_args = [*args, "--intervals", str(panel)]
+        expected = call_sharded(whole_args, whole, caller, monkeypatch, tmp_path)
+        assert len(expected) >= 10, caller
+        positions = [int(line.split("\t")[1]) for line in expected]
+        inside = [(int(f[1]), int(f[2])) for f in (line.split("\t") for line in lines)]
+        assert all(any(s < p <= e for s, e in inside) for p in positions), "only calls inside the targets"
+        assert call_sharded(whole_args, sharded, caller, monkeypatch, tmp_path) == expected, caller
+
+    # a bad line in the BED: the reference step fails with one line naming the file and the line
+    bad = S3Uri(BUCKET, "panels/bad.bed")
+    s3.write_bytes(bad, f"{contig}\t10\t20\n{contig}\t500\t400\n".encode())
+    capsys.readouterr()
+    assert main(["job", "reference", *args, "--intervals", str(bad)]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"genopipe reference: {bad}: line 2: start 500 is not before end 400"
+    )
