@@ -14,14 +14,21 @@ secondary alignments skipped) with mapping quality >= 20 and a depth cap of 1000
 run deep). `-E` (recompute BAQ) and `call --prior` changed no call on those reads, so they are not
 set; the `-X 1.12` indel profile (-h100 -m1 -F0.002) lost a third of the indels.
 
-freebayes, per region (one process per contig of the reference's .fai, as many at once as the job
-has threads; freebayes is single-threaded and without `-r` it walks the whole reference), its own
-defaults and `--ploidy`, then, as its authors document: `vcfallelicprimitives -kg` (complex and MNP
-alleles into SNPs and indels, keeping INFO and genotypes) | `bcftools sort` | `bcftools norm -f
-<ref> -m -any` | `bcftools +fill-tags -t AN,AC` (the split leaves stale counts) | `bcftools view -i
-'GT="alt"'` (freebayes also writes sites it genotypes as reference) | the soft filters.
+freebayes, per region (see "Regions" below; freebayes is single-threaded and without regions it
+walks the whole reference), its own defaults and `--ploidy`, then, as its authors document:
+`vcfallelicprimitives -kg` (complex and MNP alleles into SNPs and indels, keeping INFO and
+genotypes) | `bcftools sort` | `bcftools norm -f <ref> -m -any` | `bcftools +fill-tags -t AN,AC`
+(the split leaves stale counts) | `bcftools view -i 'GT="alt"'` (freebayes also writes sites it
+genotypes as reference) | the soft filters.
 freebayes needs an uncompressed FASTA: the BGZF reference is decompressed into scratch (its .fai
 holds offsets into the uncompressed text, so it serves both).
+
+Regions: the job calls its group of the plan the reference step wrote (`shards/call.json`,
+genopipe/shards.py), one caller pipeline per chunk of regions, as many at once as the job has
+threads (mpileup and freebayes are single-threaded). Genome regions are padded by `PADDING` and
+own the records whose POS, as called, lies in them; `gather` (the `concat` step) concatenates
+the parts, sorts and applies `SnpGap`, so the records equal an unsharded call's
+(docs/internals.md, "Scatter-gather calling").
 
 Soft filters (a failing record keeps its line, with the filter's name in FILTER; the rest PASS):
 
@@ -56,8 +63,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from genopipe import bai as bai_index
 from genopipe import shards
 from genopipe.aws import s3
+from genopipe.s3uri import S3Uri
 from genopipe.steps import reference
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import Pipeline, StepError, Tool
@@ -114,11 +123,15 @@ def run(step: Step) -> None:
     files = step.files
     fasta, fai, _ = (step.fetch(uri, "ref", uri.name) for uri in ref.fasta_files())  # BGZF, .fai, .gzi
     bam_uri = step.staged(files.bam)
-    bam = step.fetch(bam_uri, "in", files.bam)
-    step.fetch(step.staged(files.bai), "in", files.bai)
+    bai = step.fetch(step.staged(files.bai), "in", files.bai)
+    contigs = shards.read_fai(fai)
+    lengths = dict(contigs)
+    if len(plan) == 1:
+        bam = step.fetch(bam_uri, "in", files.bam)
+    else:  # only the bytes of this group's reads (a genome's BAM is ~60 GB, a group's share ~2 GB)
+        bam = fetch_slice(step, bam_uri, bai, plan[shard], contigs)
 
     plain = plain_fasta(step, fasta, fai) if step.params.caller == "freebayes" else None
-    lengths = dict(shards.read_fai(fai))
     chunks = shards.chunks(plan[shard], step.threads * CHUNKS_PER_THREAD)
     # a genome's regions are cut anywhere: pad them; targets are the user's (unsharded runs see the same)
     padding = 0 if step.params.intervals is not None else PADDING
@@ -147,6 +160,27 @@ def run(step: Step) -> None:
     s3.upload(part, step.staged(files.call_part(shard)))
     if len(plan) == 1:
         gather_parts(step, [part])
+
+
+def fetch_slice(
+    step: Step, bam_uri: S3Uri, bai: Path, group: list[shards.Region], contigs: list[tuple[str, int]]
+) -> Path:
+    """The BAM as a sparse file holding the blocks that reads of the padded group lie in
+    (genopipe.bai). Its @SQ lines follow the reference's .fai (the align step's aligners write
+    them so); if they did not, a region would be looked up in bytes never fetched, which htslib
+    finds to be no BGZF block, and the step fails."""
+    index = bai_index.read_bai(bai)
+    if len(index) != len(contigs):
+        raise StepError(bai.name, f"indexes {len(index)} sequences, the reference has {len(contigs)}")
+    number = {name: position for position, (name, _) in enumerate(contigs)}
+    lengths = dict(contigs)
+    queries = [
+        (number[r.contig], max(0, r.start - PADDING), min(lengths[r.contig], r.end + PADDING)) for r in group
+    ]
+    bam = step.path("in", step.files.bam)
+    size = s3.head(bam_uri).size
+    s3.download_ranges(bam_uri, bam, bai_index.byte_ranges(index, queries, size))
+    return bam
 
 
 def gather(step: Step) -> None:
