@@ -152,6 +152,7 @@ def run(step: Step) -> None:
         soft[-1] = Tool([*soft[-1].argv[:-1], "-Ob"], bam_uri)
         jobs.append(([*calls, *soft], step.path("chunks", f"{number:06d}.bcf")))
     run_parallel(step, jobs, sizes=[sum(region.bases for region in chunk) for chunk in chunks])
+    check_reads(step, bam_uri)
 
     part = step.path("out", files.call_part(shard))
     concat = Tool(["bcftools", "concat", "--no-version", "-Ou", *(str(out) for _, out in jobs)], bam_uri)
@@ -181,6 +182,17 @@ def fetch_slice(
     size = s3.head(bam_uri).size
     s3.download_ranges(bam_uri, bam, bai_index.byte_ranges(index, queries, size))
     return bam
+
+
+def check_reads(step: Step, subject: S3Uri) -> None:
+    """bcftools mpileup reports a BAM it cannot read (`[E::bgzf_read_block] Invalid BGZF header`)
+    and exits 0 with what it read so far (measured, bcftools 1.16): fail on htslib's errors."""
+    for log in sorted((step.scratch / "logs").glob("*.stderr")):
+        with log.open(errors="replace") as handle:
+            for line in handle:
+                if line.startswith("[E::"):
+                    program = log.stem.split("-", 1)[-1]
+                    raise StepError(subject, f"{program} could not read it: {line.strip()}")
 
 
 def gather(step: Step) -> None:
