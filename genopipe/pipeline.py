@@ -129,7 +129,7 @@ STEPS: tuple[StepSpec, ...] = (
         name="call",
         purpose="bcftools mpileup | call, normalised, soft-filtered: VCF + TBI",
         # one caller per region, 2 at a time: >= 80% of the vCPU-seconds used on a 100 Mb group
-        # of a 30x genome (bench/results/call_utilisation.json; 4 vCPUs: 73% at 100 MB/s)
+        # of a 30x genome (bench/results/call_utilisation.json; 4 vCPUs: 76% at 100 MB/s)
         vcpus=2,
         memory_mib=4096,
         timeout_seconds=43200,
