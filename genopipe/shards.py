@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 MIN_CUT_GAP = 1_000  # an N run this long is longer than a fragment: no read pair spans it
 REGIONS_PER_GROUP = 32  # enough regions for a call job's vCPUs to stay busy to the end
 MIN_REGION_BASES = 1_000_000  # below this a process's start (index loads) starts to show
+TILE_BASES = 250_000  # freebayes runs each tile of this grid from the tile's start (steps/call.py)
 _N_RUN = re.compile(rb"[Nn]+")
 
 
@@ -185,8 +187,25 @@ def balance(regions: list[Region], count: int) -> list[Group]:
 
 
 def plan_targets(targets: list[Region], call_shard_bases: int, max_shards: int) -> list[Group]:
-    """Exomes and panels: whole targets (merged, in .fai order) into balanced groups."""
-    return balance(targets, group_count(sum(t.bases for t in targets), call_shard_bases, max_shards))
+    """Exomes and panels: whole targets (merged, in .fai order) into balanced groups; the targets
+    that start in one `TILE_BASES` tile stay in one group (call.py runs freebayes per tile)."""
+    tiles: dict[tuple[str, int], list[Region]] = {}
+    for target in targets:
+        tiles.setdefault((target.contig, target.start // TILE_BASES), []).append(target)
+    units = [
+        Region(
+            contig=contig, start=members[0].start, end=members[-1].end, bases=sum(t.bases for t in members)
+        )
+        for (contig, _), members in tiles.items()
+    ]
+    count = group_count(sum(t.bases for t in targets), call_shard_bases, max_shards)
+    members_of = {
+        (unit.contig, unit.start): members for unit, members in zip(units, tiles.values(), strict=True)
+    }
+    return [
+        [t for unit in group for t in members_of[(unit.contig, unit.start)]]
+        for group in balance(units, count)
+    ]
 
 
 def plan_genome(
@@ -245,7 +264,7 @@ def _tile(contig: str, length: int, gaps: list[tuple[int, int]], region_bases: f
     stretches = [(a, b, real_bases(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
     pieces: list[tuple[int, int, int]] = []
     for start, end, bases in stretches:
-        parts = max(1, round(bases / region_bases)) if bases > region_bases else 1
+        parts = max(1, math.ceil(bases / region_bases))
         edges = [start, *(position_of(start, bases * k // parts) for k in range(1, parts)), end]
         for a, b in itertools.pairwise(edges):
             piece = (a, b, real_bases(a, b))

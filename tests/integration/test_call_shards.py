@@ -164,6 +164,9 @@ def test_simulated_targets_sharded_equal_the_unsharded_targets_call(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # freebayes runs a tile's targets together (so the planner keeps them in one group): tiles
+    # of 5 kb here, so that this 60 kb sample's panel splits
+    monkeypatch.setattr(shards, "TILE_BASES", 5000)
     args = prepare("sim", simulated.r1, simulated.r2, simulated.reference, ploidy=2)
     contig = shards.read_fai(Path(f"{simulated.reference}.fai"))[0][0]
     # a panel: 2 kb targets every 5 kb, two of them overlapping (merged) and two 100 bp apart
@@ -229,3 +232,34 @@ def test_a_call_job_fetches_only_its_slice_of_the_bam_and_fails_on_bytes_it_lack
     capsys.readouterr()
     assert main(["job", "call", *args, "--staging", str(staging)]) == 1
     assert "bcftools could not read it: [E::" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def gapped(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSample:
+    """Two contigs, the first with a 2 kb N gap in its middle (a genome's shape, small)."""
+    import random
+
+    rng = random.Random(5)
+    folder = tmp_path_factory.mktemp("gapped")
+    fasta = folder / "two.fa"
+    first = "".join(rng.choices("ACGT", k=24_000)) + "N" * 2000 + "".join(rng.choices("ACGT", k=24_000))
+    second = "".join(rng.choices("ACGT", k=20_000))
+    fasta.write_text(f">ctgA\n{first}\n>ctgB\n{second}\n")
+    return simulate_sample(folder / "sample", seed=13, reference=fasta, depth=30.0)
+
+
+def test_two_contigs_cut_in_an_n_gap_equal_the_unsharded_call(
+    bucket: str, gapped: SimulatedSample, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    args = prepare("sim", gapped.r1, gapped.r2, gapped.reference, ploidy=2)
+    whole = restage(args, "whole", [])
+    sharded = restage(args, "sharded", ["--call-shard-bases", "16000"])
+    plan = plan_of(sharded, "sim")
+    assert len(plan) == 4  # 68 kb real / 16 kb
+    edges = [(r.contig, r.start, r.end) for group in plan for r in group]
+    assert ("ctgA", 25_000) in {(contig, end) for contig, _, end in edges}, "a cut in the middle of the gap"
+    assert {contig for contig, _, _ in edges} == {"ctgA", "ctgB"}
+    for caller in CALLERS:
+        expected = call_sharded(args, whole, caller, monkeypatch, tmp_path)
+        assert {line.split("\t")[0] for line in expected} == {"ctgA", "ctgB"}, caller
+        assert call_sharded(args, sharded, caller, monkeypatch, tmp_path) == expected, caller

@@ -102,8 +102,18 @@ def test_bed_targets_are_merged_ordered_as_the_fai_and_never_split(tmp_path: Pat
         ("chr2", 10, 20), ("chr2", 500, 900), ("chr1", 100, 300), ("chr1", 300, 400)
     ]  # fmt: skip
     plan = shards.plan_targets(targets, 250, 100)
-    assert len(plan) == 3  # 710 bases / 250
+    assert len(plan) == 2, "710 bases / 250 is 3 groups, but a tile's targets stay together: 2 tiles"
     assert functools.reduce(operator.iadd, plan, []) == targets, "each target whole, in order"
+
+
+def test_targets_group_by_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "TILE_BASES", 100)
+    targets = [Region(contig="c", start=start, end=start + 40, bases=40) for start in range(0, 1000, 50)]
+    plan = shards.plan_targets(targets, 200, 100)
+    assert len(plan) == 4  # 800 bases / 200
+    assert functools.reduce(operator.iadd, plan, []) == targets
+    for group in plan:  # the targets of a 100 bp tile are in one group
+        assert len({t.start // 100 for t in group}) * 2 == len(group)
 
 
 @pytest.mark.parametrize(
