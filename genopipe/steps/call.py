@@ -25,8 +25,9 @@ holds offsets into the uncompressed text, so it serves both).
 
 Regions: the job calls its group of the plan the reference step wrote (`shards/call.json`,
 genopipe/shards.py), one caller pipeline per chunk of regions, as many at once as the job has
-threads (mpileup and freebayes are single-threaded). Genome regions are padded by `PADDING` and
-own the records whose POS, as called, lies in them; `gather` (the `concat` step) concatenates
+threads (mpileup and freebayes are single-threaded). Genome regions are padded by `PADDING`
+(freebayes: run from the start of their `shards.TILE_BASES` tile, see `freebayes_units`) and own
+the records whose POS, as called, lies in them; `gather` (the `concat` step) concatenates
 the parts, sorts and applies `SnpGap`, so the records equal an unsharded call's
 (docs/internals.md, "Scatter-gather calling").
 
@@ -242,7 +243,7 @@ def bcftools_units(
 ) -> list[tuple[str, str, int]]:
     """(regions BED, BED to run on, bases) per caller process: up to `count` runs of consecutive
     regions, a genome's padded by PADDING (measured: an indel's BQBZ changed when its region
-    started one base before it; 100 bp of padding restored it), targets as they are."""
+    started one base before it; starting 6 bp earlier restored it), targets as they are."""
     units = []
     for chunk in shards.chunks(group, count):
         core = "".join(region.bed() for region in chunk)
