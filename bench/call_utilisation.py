@@ -85,6 +85,8 @@ def prepare(work: Path, length: int) -> tuple[Path, Path, int]:
                 "sr",
                 "-t",
                 str(len(os.sched_getaffinity(0))),
+                "-R",
+                f"@RG\\tID:{SAMPLE}\\tSM:{SAMPLE}",  # as the align step: the VCF's sample is SM
                 str(sample.reference),
                 str(sample.r1),
                 str(sample.r2),
