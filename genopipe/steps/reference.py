@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from genopipe import shards
 from genopipe.aws import s3
 from genopipe.layout import REFERENCE_JSON
 from genopipe.s3uri import S3Uri, S3UriField
@@ -31,6 +32,7 @@ from genopipe.steps.tools import StepError, Tool
 CACHE_SUFFIX = ".genopipe"
 CACHE_LAYOUT = 2  # 1 (no "layout" in cache.json): plain FASTA; 2: BGZF FASTA + .fai + .gzi
 BWA_EXTENSIONS = (".amb", ".ann", ".bwt", ".pac", ".sa")
+GAPS_BED = "gaps.bed"  # the FASTA's N runs (genopipe.shards.scan_gaps), for planning call regions
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -45,6 +47,7 @@ class ReferenceIndex(BaseModel):
     gzi: S3UriField
     mmi: S3UriField
     bwa: S3UriField | None = None  # index prefix (the files are prefix + .amb, .ann, ...)
+    gaps: S3UriField | None = None  # GAPS_BED in the cache
     built: list[str] = []
 
     def fasta_files(self) -> list[S3Uri]:
@@ -154,7 +157,7 @@ def run(step: Step) -> None:
     cache = root.join(checksum).as_prefix()
     name = plain_name(fasta)
     bgzf = bgzf_name(fasta)
-    wanted = {bgzf, f"{bgzf}.fai", f"{bgzf}.gzi", f"{name}.mmi"}
+    wanted = {bgzf, f"{bgzf}.fai", f"{bgzf}.gzi", f"{name}.mmi", GAPS_BED}
     if step.params.aligner == "bwa":
         wanted |= {bgzf + ext for ext in BWA_EXTENSIONS}
     have = _cached_files(cache)
@@ -185,6 +188,9 @@ def run(step: Step) -> None:
             # bwa mem needs only these files (named after the BGZF FASTA, never the FASTA itself)
             step.pipe(Tool(["bwa", "index", "-p", str(compressed), str(plain)], fasta))
             built += [bgzf + ext for ext in BWA_EXTENSIONS]
+        if GAPS_BED in missing:
+            shards.write_bed(plain.parent / GAPS_BED, shards.scan_gaps(plain))
+            built.append(GAPS_BED)
         for file_name in sorted(set(built)):
             s3.upload(plain.parent / file_name, cache.join(file_name))
         # the completion marker goes last: a cache folder without it is ignored
@@ -207,6 +213,26 @@ def run(step: Step) -> None:
         gzi=cache.join(f"{bgzf}.gzi"),
         mmi=cache.join(f"{name}.mmi"),
         bwa=bwa_prefix,
+        gaps=cache.join(GAPS_BED),
         built=sorted(set(built)),
     )
     s3.write_json(step.staged(REFERENCE_JSON), index.model_dump(mode="json"))
+    write_call_plan(step, index)
+
+
+def write_call_plan(step: Step, index: ReferenceIndex) -> None:
+    """`shards/call.json`: the region groups of the call jobs (genopipe.shards), from the
+    reference's .fai and N gaps, or from the sample's BED of targets."""
+    contigs = shards.read_fai(step.fetch(index.fai, "plan", index.fai.name))
+    params = step.params
+    if params.intervals is not None:
+        bed = step.fetch(params.intervals, "plan", "intervals.bed")
+        try:
+            targets = shards.read_bed(bed, contigs, name=str(params.intervals))
+        except shards.PlanError as error:
+            raise StepError(error.subject, error.problem) from None
+        plan = shards.plan_targets(targets, params.call_shard_bases, params.max_shards)
+    else:
+        gaps = shards.read_gaps(step.fetch(index.cache.join(GAPS_BED), "plan", GAPS_BED))
+        plan = shards.plan_genome(contigs, gaps, params.call_shard_bases, params.max_shards)
+    s3.write_json(step.staged(step.files.shard_plan("call")), shards.plan_json(plan))

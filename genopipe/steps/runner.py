@@ -60,6 +60,16 @@ class Step:
         """The names of this sample's staged and published files (genopipe.layout)."""
         return SampleFiles(self.params.sample)
 
+    @property
+    def shard_index(self) -> int:
+        """Which shard of a scattered step this job is: Batch's array index, 0 outside an array."""
+        configured = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "").strip()
+        if not configured:
+            return 0
+        if not configured.isdigit():
+            raise StepError("AWS_BATCH_JOB_ARRAY_INDEX", f"not a whole number >= 0: {configured!r}")
+        return int(configured)
+
     def staged(self, *parts: str) -> S3Uri:
         """A key under the staging prefix."""
         return self.params.staging.join(*parts)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from genopipe.layout import SampleFiles, published_key, staged_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
-from genopipe.steps.call import filter_tools, regions, soft_filters
+from genopipe.steps.call import filter_tools, soft_filters
 from genopipe.steps.reference import cache_root, plain_name
 from genopipe.steps.report import bcftools_stats_numbers, mean_depth, samtools_stats_numbers
 
@@ -66,12 +64,6 @@ def test_filter_chain_names_each_filter_and_ends_with_the_snp_gap() -> None:
         name for name, _ in soft_filters(2, "freebayes")
     ]
     assert tools[-1].argv == ["bcftools", "filter", "-m", "+", "-g", "3", "-Ou"]
-
-
-def test_freebayes_regions_are_the_contigs_of_the_fai(tmp_path: Path) -> None:
-    fai = tmp_path / "ref.fa.gz.fai"
-    fai.write_text("chr20\t63025520\t7\t60\t61\nchrM\t16571\t64076293\t60\t61\n")
-    assert regions(fai) == ["chr20", "chrM"]
 
 
 def test_names() -> None:
