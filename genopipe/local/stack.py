@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 
 from genopipe.aws import s3
 from genopipe.aws.clients import reset_clients
-from genopipe.local import async_invoke, iam, lambdas, limits, server, waits
+from genopipe.local import async_invoke, execution_events, iam, lambdas, limits, server, waits
 from genopipe.local.async_invoke import AsyncFaults
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.docker import DockerRunner
@@ -156,6 +156,7 @@ class LocalStack:
             AsyncFaults(self.options.deliveries, self.options.intake_fault_rate, self.options.seed)
         )
         limits.install()
+        execution_events.install()  # the executions' status change events, rules -> Lambda
         waits.install(self.options.wait_scale)
         self.batch.install()
         parameters = scaled_parameters(translated.template, self.options.parameters, self.options.wait_scale)
@@ -197,6 +198,7 @@ class LocalStack:
         self.batch.uninstall()
         lambdas.uninstall()
         async_invoke.uninstall()
+        execution_events.uninstall()
         limits.uninstall()
         if self.enforcement is not None:
             iam.interpreter_acts_as(None, None)
