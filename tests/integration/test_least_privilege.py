@@ -267,9 +267,12 @@ def job_calls(ctx: Context) -> None:
         }
     ]
     staging = f"s3://{ctx.stack.output_bucket}/.staging/{sample}/"
-    # a reference of its own, so that its index cache is built (and written) every time
-    reference = f"s3://{REFERENCE_BUCKET}/refs/{sample}.fa"
-    boto3.client("s3").upload_file(str(ctx.sample.reference), REFERENCE_BUCKET, f"refs/{sample}.fa")
+    # the stack's reference (the job role reads only it) with new content, so that its index cache
+    # is built (and written) every time
+    reference = str(ctx.stack.reference_uri)
+    fasta = ctx.sample.reference.read_text() + f">{sample}\n{'ACGT' * 20}\n"
+    key = reference.split("/", 3)[3]
+    boto3.client("s3").put_object(Bucket=REFERENCE_BUCKET, Key=key, Body=fasta.encode())
     env = {**os.environ, "AWS_SESSION_TOKEN": "", **keys, "GENOPIPE_THREADS": "1"}
     for step in ("validate", "reference", "qc", "align"):
         argv = [GENOPIPE, "job", step, "--sample", sample, "--reads", json.dumps(reads)]
