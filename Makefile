@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean asl bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate
+.PHONY: demo test lint unit tools venv clean asl bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate deploy-rehearsal
 .PHONY: images image-tag push check-pins sam-local-image checkov docker-daemon
 
 # template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
@@ -88,6 +88,12 @@ cfn-lint: $(SAM_STAMP)
 	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/cfn-lint template.yaml
 	wrapped=$$(mktemp --suffix=.json) && $(PYTHON) scripts/asl_stack.py $(ASL) > $$wrapped \
 		&& AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/cfn-lint $$wrapped; status=$$?; rm -f $$wrapped; exit $$status
+
+# the README's deploy section with the real SAM CLI against a moto server (about a minute; not in
+# `make test`: sam build fetches the layer's wheels): bench/results/deploy_rehearsal.json says what
+# moto's CloudFormation cannot take (README, "Deploy rehearsal")
+deploy-rehearsal: venv $(SAM_STAMP)
+	$(BIN)/python scripts/deploy_rehearsal.py
 
 asl-validate: $(NODE_STAMP)
 	node_modules/.bin/asl-validator --json-path $(ASL)
