@@ -128,3 +128,56 @@ def test_stopping_an_execution_terminates_its_jobs_and_fails_the_sample(stack: L
 def _finished(job_id: str) -> dict[str, Any] | None:
     job = boto3.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]
     return dict(job) if job["status"] in {"SUCCEEDED", "FAILED"} else None
+
+
+def test_without_the_lambda_permission_the_rule_delivers_nothing(stack: LocalStack) -> None:
+    """As on AWS: EventBridge invokes a function only through its resource policy (the
+    AWS::Lambda::Permission SAM adds for the rule); without it the jobs run on."""
+    lambda_api = boto3.client("lambda")
+    (function,) = [
+        f["FunctionName"]
+        for f in lambda_api.list_functions()["Functions"]
+        if "TerminateJobsFunction" in f["FunctionName"]
+    ]
+    (statement,) = json.loads(lambda_api.get_policy(FunctionName=function)["Policy"])["Statement"]
+    lambda_api.remove_permission(FunctionName=function, StatementId=statement["Sid"])
+    sample = stack.sample  # type: ignore[attr-defined]
+    s3 = boto3.client("s3")
+    s3.upload_file(str(sample.r1), stack.input_bucket, "keep/keepme_R1.fastq.gz")
+    s3.upload_file(str(sample.r2), stack.input_bucket, "keep/keepme_R2.fastq.gz")
+    batch = boto3.client("batch")
+
+    def running() -> list[dict[str, Any]]:
+        ids = [
+            summary["jobId"]
+            for queue in ("SpotJobQueueArn", "OnDemandJobQueueArn")
+            for summary in batch.list_jobs(
+                jobQueue=stack.deployment.outputs[queue],
+                filters=[{"name": "JOB_NAME", "values": ["keepme-*"]}],
+            )["jobSummaryList"]
+        ]
+        jobs = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+        return [job for job in jobs if job["status"] == "RUNNING"]
+
+    jobs = wait_for("a running job", running)
+    name = jobs[0]["parameters"]["staging"].rstrip("/").rsplit("/", 1)[1]
+    (machine,) = stack.deployment.of_type("AWS::StepFunctions::StateMachine").values()
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
+    try:
+        boto3.client("stepfunctions").stop_execution(executionArn=arn)
+        time.sleep(3)
+        for thread in list(execution_events.deliveries):
+            thread.join(timeout=30)
+        assert all(batch.describe_jobs(jobs=[j["jobId"]])["jobs"][0]["status"] == "RUNNING" for j in jobs)
+        assert not [e for e in stack.events.received if e["detail"].get("execution_arn") == arn]
+    finally:
+        for job in jobs:
+            batch.terminate_job(jobId=job["jobId"], reason="test cleanup")
+        condition = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+        lambda_api.add_permission(
+            FunctionName=function,
+            StatementId=statement["Sid"],
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            **({"SourceArn": condition} if condition else {}),
+        )
