@@ -161,21 +161,25 @@ def _send_to_targets(rule: Rule, event: dict[str, Any], transform_input: bool = 
         thread = threading.Thread(
             target=_deliver, args=(rule, target, json.loads(json.dumps(event))), daemon=True
         )
-        deliveries.append(thread)
+        deliveries[:] = [*(t for t in deliveries if t.is_alive()), thread]  # a long `local up` keeps few
         thread.start()
+
+
+def _put_or_log(execution: Execution) -> None:
+    try:
+        put_status_change(execution)
+    except Exception:  # the execution stands; only its event is lost, and said so
+        log.exception("local stack: could not put the status change of %s", execution.exec_arn)
 
 
 def _terminated(comm: BaseExecutionWorkerCommunication) -> None:
     _ORIGINAL_TERMINATED(comm)
-    try:
-        put_status_change(comm.execution)
-    except Exception:  # the execution's end stands; only its event is lost, and said so
-        log.exception("local stack: could not put the status change of %s", comm.execution.exec_arn)
+    _put_or_log(comm.execution)
 
 
 def _start(execution: Execution) -> None:
+    _put_or_log(execution)  # RUNNING (no status yet), before the worker can end it
     _ORIGINAL_START(execution)
-    put_status_change(execution)
 
 
 def install() -> None:
