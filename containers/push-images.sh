@@ -43,5 +43,5 @@ if [ "$running" = "$TAG" ]; then
   echo "push-images: the stack $STACK runs these images (ImageTag=$TAG)"
 else
   echo "push-images: the stack $STACK runs ImageTag=${running:-?}; to run these images:" \
-    "sam deploy --stack-name $STACK --parameter-overrides ... ImageTag=$TAG" >&2
+    "sam deploy --stack-name $STACK --parameter-overrides ImageTag=$TAG (the other parameters keep their values)" >&2
 fi
