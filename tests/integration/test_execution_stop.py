@@ -147,7 +147,7 @@ def test_without_the_lambda_permission_the_rule_delivers_nothing(stack: LocalSta
     s3.upload_file(str(sample.r2), stack.input_bucket, "keep/keepme_R2.fastq.gz")
     batch = boto3.client("batch")
 
-    def running() -> list[dict[str, Any]]:
+    def all_jobs() -> list[dict[str, Any]]:
         ids = [
             summary["jobId"]
             for queue in ("SpotJobQueueArn", "OnDemandJobQueueArn")
@@ -156,8 +156,10 @@ def test_without_the_lambda_permission_the_rule_delivers_nothing(stack: LocalSta
                 filters=[{"name": "JOB_NAME", "values": ["keepme-*"]}],
             )["jobSummaryList"]
         ]
-        jobs = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
-        return [job for job in jobs if job["status"] == "RUNNING"]
+        return list(batch.describe_jobs(jobs=ids)["jobs"]) if ids else []
+
+    def running() -> list[dict[str, Any]]:
+        return [job for job in all_jobs() if job["status"] == "RUNNING"]
 
     jobs = wait_for("a running job", running)
     name = jobs[0]["parameters"]["staging"].rstrip("/").rsplit("/", 1)[1]
@@ -170,9 +172,11 @@ def test_without_the_lambda_permission_the_rule_delivers_nothing(stack: LocalSta
             thread.join(timeout=30)
         assert all(batch.describe_jobs(jobs=[j["jobId"]])["jobs"][0]["status"] == "RUNNING" for j in jobs)
         assert not [e for e in stack.events.received if e["detail"].get("execution_arn") == arn]
-    finally:
-        for job in jobs:
-            batch.terminate_job(jobId=job["jobId"], reason="test cleanup")
+    finally:  # every job of the sample (both Prepare branches), so no process outlives the test
+        while unfinished := [j for j in all_jobs() if j["status"] not in {"SUCCEEDED", "FAILED"}]:
+            for job in unfinished:
+                batch.terminate_job(jobId=job["jobId"], reason="test cleanup")
+            time.sleep(0.5)
         condition = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
         lambda_api.add_permission(
             FunctionName=function,
