@@ -6,7 +6,7 @@ from genopipe.layout import SampleFiles, published_key, staged_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
 from genopipe.steps.call import filter_tools, soft_filters
-from genopipe.steps.reference import cache_root, plain_name
+from genopipe.steps.reference import cache_root, etag_record, plain_name
 from genopipe.steps.report import bcftools_stats_numbers, mean_depth, samtools_stats_numbers
 
 SAMTOOLS_STATS = """# This file was produced by samtools stats
@@ -77,4 +77,7 @@ def test_names() -> None:
     assert staged_key("qc/summary.json") == "summary.json"
     fasta = S3Uri("b", "refs/my genome.fa.gz")
     assert plain_name(fasta) == "my genome.fa"
-    assert cache_root(fasta) == S3Uri("b", "refs/my genome.fa.gz.genopipe/")
+    assert cache_root(S3Uri("out", ".staging/x/")) == S3Uri("out", ".references/")
+    assert etag_record(cache_root(S3Uri("out", ".staging/x/")), fasta, "e1") == S3Uri(
+        "out", ".references/etag/b/refs/my genome.fa.gz/e1.json"
+    )
