@@ -31,6 +31,7 @@ class HoldingRunner(NativeRunner):
     """Each job is a real process that writes its pid and sleeps for ten minutes."""
 
     def __init__(self, pids: Path) -> None:
+        super().__init__()
         self.pids = pids
 
     def argv(self, launch: JobLaunch) -> list[str]:
