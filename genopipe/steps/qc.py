@@ -1,23 +1,95 @@
-"""qc: read QC and trimming with fastp, one run per lane.
+"""qc: read QC and trimming with fastp, one run per lane; then the align shard plan.
 
-fastp's defaults (quality filtering, PE adapter trimming by overlap) plus `--detect_adapter_for_pe`
-(adapter sequence detection). Trimmed reads go to `trimmed/<sample>_L<n>_R{1,2}.fastq.gz`,
-gzipped at level 1 (`-z 1`): they are read once by `align`, so a smaller file is not worth the CPU.
-Reports: `qc/<sample>.fastp.{json,html}`, or `qc/<sample>_L<n>.fastp.{json,html}` per lane when
-there are several lanes.
+fastp's defaults (quality filtering, PE adapter trimming by overlap) plus `FASTP_OPTIONS`.
+Trimmed reads are gzipped at level 1 (`-z 1`): they are read once by `align`, so a smaller file
+is not worth the CPU. Reports: `qc/<sample>.fastp.{json,html}`, or `qc/<sample>_L<n>.fastp.{json,html}`
+per lane when there are several lanes.
+
+The align shards (`shards/align.json`): shards of at most `shard size` read pairs, where
+shard size = max(AlignShardReadPairs, ceil(input read pairs / MaxShards)) (the input pairs are
+validate.json's count; validate runs before qc). A sample whose trimmed pairs fit one shard is one
+shard holding every lane as it is (`trimmed/<sample>_L<n>_R{1,2}.fastq.gz`). Otherwise each lane
+larger than a shard is cut into parts of exactly `shard size` pairs (`seqkit split2 --by-size`,
+`trimmed/<sample>_L<n>_P<k>_R{1,2}.fastq.gz`), and the parts are packed in order into shards of
+at most `shard size` pairs. fastp's own `--split_by_lines` does not do this: Debian's fastp 0.23.2
+cuts at its 1000-read packs, so the cut depends on the thread count (EBOV, 2,500 pairs a file:
+2962/2998/2993/355 pairs with 1 thread, 2974/2350/1989/1995 + an empty, truncated gzip with 4).
+
+Each lane's input is deleted from scratch once trimmed, and its trimmed copy once staged, so
+scratch holds about one lane at a time.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from genopipe.aws import s3
+from genopipe.layout import VALIDATE_JSON, shard_plan_key
+from genopipe.s3uri import S3Uri
 from genopipe.steps.runner import Step
-from genopipe.steps.tools import Tool
+from genopipe.steps.tools import StepError, Tool
 
 TRIMMED_COMPRESSION = "1"
+# fastp's options beyond its defaults (the issue-13 measurements decide whether adapter sequence
+# detection stays on the critical path: 4.3x the CPU of fastp without it on 258k real pairs)
+FASTP_OPTIONS: tuple[str, ...] = ("--detect_adapter_for_pe",)
+
+
+@dataclass(frozen=True)
+class ReadsPart:
+    """Trimmed read pairs of one lane (the whole lane, or one part of it), staged."""
+
+    lane: int
+    r1: str
+    r2: str
+    read_pairs: int
+
+    def entry(self) -> dict[str, Any]:
+        return {"lane": self.lane, "r1": self.r1, "r2": self.r2, "read_pairs": self.read_pairs}
+
+
+def shard_size(input_read_pairs: int, shard_read_pairs: int, max_shards: int) -> int:
+    """Read pairs per align shard: the stack's AlignShardReadPairs, raised so that at most
+    `max_shards` shards cover the input."""
+    return max(shard_read_pairs, math.ceil(input_read_pairs / max_shards), 1)
+
+
+def pack(parts: list[ReadsPart], size: int) -> list[list[ReadsPart]]:
+    """Parts in order into shards of at most `size` read pairs (a part never larger than `size`
+    gets a shard of its own only when it does not fit the current one)."""
+    shards: list[list[ReadsPart]] = []
+    held = 0
+    for part in parts:
+        if not shards or held + part.read_pairs > size:
+            shards.append([])
+            held = 0
+        shards[-1].append(part)
+        held += part.read_pairs
+    return shards
+
+
+def trimmed_pairs(fastp_json: Path) -> int:
+    """Read pairs fastp kept (its JSON counts reads of both mates)."""
+    try:
+        report = json.loads(fastp_json.read_text())
+        return int(report["summary"]["after_filtering"]["total_reads"]) // 2
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise StepError(
+            fastp_json.name, f"fastp report without after_filtering.total_reads: {error}"
+        ) from None
 
 
 def run(step: Step) -> None:
     lanes = step.params.reads
+    validated = s3.read_json(step.staged(VALIDATE_JSON))
+    size = shard_size(
+        int(validated["read_pairs"]), step.params.align_shard_read_pairs, step.params.max_shards
+    )
+    trimmed: list[tuple[int, Path, Path, int]] = []
     for number, lane in enumerate(lanes, start=1):
         r1, r2 = step.fetch_lane(number, lane)
         out1_key, out2_key = step.files.trimmed(number)
@@ -32,7 +104,7 @@ def run(step: Step) -> None:
                     "--in1", str(r1), "--in2", str(r2),
                     "--out1", str(out1), "--out2", str(out2),
                     "--compression", TRIMMED_COMPRESSION,
-                    "--detect_adapter_for_pe",
+                    *FASTP_OPTIONS,
                     "--thread", str(step.threads),
                     "--json", str(json_report), "--html", str(html_report),
                     "--report_title", f"{stem} fastp report",
@@ -40,7 +112,69 @@ def run(step: Step) -> None:
                 lane.r1,
             )
         )  # fmt: skip
-        s3.upload(out1, step.staged(out1_key))
-        s3.upload(out2, step.staged(out2_key))
+        for path in (r1, r2):
+            path.unlink()  # scratch: the lane's input is trimmed
         s3.upload(json_report, step.staged(json_key), content_type="application/json")
         s3.upload(html_report, step.staged(html_key), content_type="text/html")
+        trimmed.append((number, out1, out2, trimmed_pairs(json_report)))
+
+    split = sum(pairs for *_, pairs in trimmed) > size  # more than one shard
+    parts: list[ReadsPart] = []
+    for number, out1, out2, pairs in trimmed:
+        if split and pairs > size:
+            parts += _split_lane(step, number, out1, out2, pairs, size)
+        else:
+            key1, key2 = step.files.trimmed(number)
+            parts.append(_stage(number, out1, step.staged(key1), out2, step.staged(key2), pairs))
+    shards = pack(parts, size)
+    plan = {
+        "shard_read_pairs": size,
+        "shards": [
+            {"read_pairs": sum(p.read_pairs for p in shard), "parts": [p.entry() for p in shard]}
+            for shard in shards
+        ],
+    }
+    s3.write_json(step.staged(shard_plan_key("align")), plan)
+
+
+def _stage(lane: int, r1: Path, r1_uri: S3Uri, r2: Path, r2_uri: S3Uri, pairs: int) -> ReadsPart:
+    s3.upload(r1, r1_uri)
+    s3.upload(r2, r2_uri)
+    for path in (r1, r2):
+        path.unlink()
+    return ReadsPart(lane=lane, r1=str(r1_uri), r2=str(r2_uri), read_pairs=pairs)
+
+
+def _split_lane(step: Step, number: int, out1: Path, out2: Path, pairs: int, size: int) -> list[ReadsPart]:
+    """Cut a lane's trimmed reads into parts of exactly `size` pairs (the last one the rest)."""
+    folder = step.path("split", f"L{number}", "x").parent
+    step.pipe(
+        Tool(
+            [
+                "seqkit", "split2", "-1", str(out1), "-2", str(out2),
+                "--by-size", str(size), "--out-dir", str(folder), "--extension", ".gz",
+                "--threads", str(step.threads), "--quiet",
+            ],
+            out1.name,
+        )
+    )  # fmt: skip
+    for path in (out1, out2):
+        path.unlink()
+    count = math.ceil(pairs / size)
+    # seqkit names them <input stem>.part_001.fastq.gz, ... (3 digits, more past 999)
+    firsts, seconds = (_parts(folder, out.name.removesuffix(".fastq.gz")) for out in (out1, out2))
+    if len(firsts) != count or len(seconds) != count:
+        raise StepError(
+            out1.name, f"seqkit split2 wrote {len(firsts)}/{len(seconds)} parts, expected {count}"
+        )
+    staged = []
+    for index, (r1, r2) in enumerate(zip(firsts, seconds, strict=True)):
+        key1, key2 = step.files.trimmed_part(number, index + 1)
+        part_pairs = min(size, pairs - index * size)
+        staged.append(_stage(number, r1, step.staged(key1), r2, step.staged(key2), part_pairs))
+    return staged
+
+
+def _parts(folder: Path, stem: str) -> list[Path]:
+    found = folder.glob(f"{stem}.part_*.fastq.gz")
+    return sorted(found, key=lambda path: int(path.name.removeprefix(f"{stem}.part_").split(".")[0]))

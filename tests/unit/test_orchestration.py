@@ -20,7 +20,16 @@ from genopipe.contracts import (
 )
 from genopipe.intake.plan import IntakeSettings, execution_name, plan
 from genopipe.jobs.backoff import PollingPolicy
-from genopipe.jobs.status import DescribedJob, JobFailed, advance, job_spec, submitted
+from genopipe.jobs.status import (
+    DescribedJob,
+    JobFailed,
+    advance,
+    job_spec,
+    pinned_reads,
+    reads_uri,
+    shard_count,
+    submitted,
+)
 from genopipe.notify.announce import PromotionError, announce, describe_failure
 from genopipe.notify.cost import Prices, estimate
 from genopipe.steps.params import StepParams
@@ -120,9 +129,26 @@ def test_job_spec_fills_the_internals_parameters() -> None:
     assert spec.job_name == "S1-align"
     assert spec.parameters["ploidy"] == "2" and spec.parameters["aligner"] == "minimap2"
     assert spec.parameters["caller"] == "bcftools"
-    assert json.loads(spec.parameters["reads"]) == [
+    # the lanes go by reference: the URI of the reads.json the submit Lambda stages
+    assert spec.parameters["reads"] == reads_uri(_request().input) == _request().input.staging + "reads.json"
+    assert json.loads(pinned_reads(_request().input)) == [
         {"r1": "s3://in/S1_R1.fastq.gz", "r2": "s3://in/S1_R2.fastq.gz"}
     ]
+    assert spec.parameters["align_shard_read_pairs"] == "10000000"
+    assert spec.parameters["call_shard_bases"] == "100000000"
+    assert spec.parameters["max_shards"] == "100" and spec.parameters["intervals"] == "none"
+    assert spec.array_size is None  # one shard: a plain job
+
+
+def test_job_spec_of_several_shards_is_an_array_job_of_two_to_ten_thousand() -> None:
+    assert job_spec(_request(), shards=4).array_size == 4
+    assert job_spec(_request(), shards=1).array_size is None
+    assert job_spec(_request(), shards=10_000).array_size == 10_000
+    with pytest.raises(ValueError, match="at most 10000"):
+        job_spec(_request(), shards=10_001)
+    with pytest.raises(ValueError, match="not a shard plan"):
+        shard_count({"shards": []}, "s3://o/s/shards/align.json")
+    assert shard_count({"shards": [{}, {}, {}]}, "plan") == 3
 
 
 def test_job_spec_pins_every_lane_to_its_admitted_etags() -> None:
@@ -135,17 +161,18 @@ def test_job_spec_pins_every_lane_to_its_admitted_etags() -> None:
             ]
         }
     )
-    spec = job_spec(request.model_copy(update={"input": pinned}))
-    (lane,) = json.loads(spec.parameters["reads"])
+    reads = pinned_reads(pinned).decode()
+    (lane,) = json.loads(reads)
     assert lane == {
         "r1": "s3://in/S1_R1.fastq.gz",
         "r2": "s3://in/S1_R2.fastq.gz",
         "r1_etag": "e1",
         "r2_etag": "e2",
     }
-    assert StepParams(
-        sample="S1", reads=spec.parameters["reads"], reference="s3://r/g.fa", staging="s3://o/s/"
-    ).reads[0] == Lane(r1="s3://in/S1_R1.fastq.gz", r2="s3://in/S1_R2.fastq.gz", r1_etag="e1", r2_etag="e2")
+    params = StepParams(sample="S1", reads=reads, reference="s3://r/g.fa", staging="s3://o/s/")
+    assert params.reads[0] == Lane(
+        r1="s3://in/S1_R1.fastq.gz", r2="s3://in/S1_R2.fastq.gz", r1_etag="e1", r2_etag="e2"
+    )
 
 
 def _described(
