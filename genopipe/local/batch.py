@@ -232,7 +232,7 @@ class LocalBatch:
             executor.run_job(job)
 
         Job.run = run  # type: ignore[method-assign,assignment]
-        Job.describe = _describe  # type: ignore[method-assign]
+        Job.describe = _describe  # type: ignore[method-assign,assignment]
 
     # -- one job, all its attempts -------------------------------------------------------------
 
