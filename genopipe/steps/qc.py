@@ -85,10 +85,6 @@ def trimmed_pairs(fastp_json: Path) -> int:
 
 def run(step: Step) -> None:
     lanes = step.params.reads
-    validated = s3.read_json(step.staged(VALIDATE_JSON))
-    size = shard_size(
-        int(validated["read_pairs"]), step.params.align_shard_read_pairs, step.params.max_shards
-    )
     trimmed: list[tuple[int, Path, Path, int]] = []
     for number, lane in enumerate(lanes, start=1):
         r1, r2 = step.fetch_lane(number, lane)
@@ -118,6 +114,10 @@ def run(step: Step) -> None:
         s3.upload(html_report, step.staged(html_key), content_type="text/html")
         trimmed.append((number, out1, out2, trimmed_pairs(json_report)))
 
+    validated = s3.read_json(step.staged(VALIDATE_JSON))
+    size = shard_size(
+        int(validated["read_pairs"]), step.params.align_shard_read_pairs, step.params.max_shards
+    )
     split = sum(pairs for *_, pairs in trimmed) > size  # more than one shard
     parts: list[ReadsPart] = []
     for number, out1, out2, pairs in trimmed:
