@@ -363,3 +363,57 @@ def test_a_failed_publish_keeps_staging_and_says_how_to_publish_again() -> None:
         in error.message
     )
     assert "`genopipe publish arn:x` publishes them again" in error.message
+
+
+def _child(index: int, status: str, reason: str | None = None, exit_code: int | None = None) -> DescribedJob:
+    attempt: dict[str, Any] = {"startedAt": 0, "stoppedAt": 60_000, "statusReason": reason}
+    attempt["container"] = {"logStreamName": f"genopipe-align/default/t{index}"}
+    if exit_code is not None:
+        attempt["container"]["exitCode"] = exit_code
+    return DescribedJob.model_validate(
+        {
+            "jobId": f"j1:{index}",
+            "jobName": "S1-align",
+            "status": status,
+            "statusReason": reason,
+            "attempts": [attempt],
+            "arrayProperties": {"index": index},
+            "container": {"resourceRequirements": [{"type": "VCPU", "value": "8"}]},
+        }
+    )
+
+
+def _parent(status: str, size: int) -> DescribedJob:
+    return DescribedJob.model_validate(
+        {"jobId": "j1", "jobName": "S1-align", "status": status, "arrayProperties": {"size": size}}
+    )
+
+
+def test_an_array_job_is_followed_by_its_parent_and_costed_by_every_child() -> None:
+    state = submitted(_request(), job_spec(_request(), shards=3), "j1", POLICY)
+    assert state.shards == 3
+    running = advance(state, _parent("RUNNING", 3), POLICY)  # no children read while it runs
+    assert running.status == "RUNNING" and running.attempts == []
+    children = [_child(index, "SUCCEEDED") for index in range(3)]
+    done = advance(running, _parent("SUCCEEDED", 3), POLICY, children=children)
+    assert done.status == "SUCCEEDED" and done.vcpus == 8 and len(done.attempts) == 3
+    cost = estimate(done.usage(), Prices(spot_per_vcpu_hour=0.01, on_demand_per_vcpu_hour=0.04))
+    assert cost.spot_vcpu_hours == round(3 * 8 * 60 / 3600, 6)  # three children of 8 vCPUs, 1 minute each
+
+
+RECLAIMED = "Host EC2 (instance i-0abc) terminated."
+
+
+def test_an_array_job_is_reclaimed_only_when_every_failed_shard_was_reclaimed() -> None:
+    state = submitted(_request(), job_spec(_request(), shards=3), "j1", POLICY)
+    children = [_child(0, "SUCCEEDED"), _child(1, "FAILED", RECLAIMED), _child(2, "SUCCEEDED")]
+    reclaimed = advance(state, _parent("FAILED", 3), POLICY, children=children)
+    assert reclaimed.status == "RECLAIMED" and len(reclaimed.attempts) == 3
+    children[2] = _child(2, "FAILED", "Essential container in task exited", exit_code=1)
+    tails = {"genopipe-align/default/t2": ["genopipe align: s3://b/L1_R1.fastq.gz: minimap2 failed (exit 1)"]}
+    with pytest.raises(JobFailed) as caught:
+        advance(state, _parent("FAILED", 3), POLICY, lambda stream: tails.get(stream, []), children)
+    message = str(caught.value)
+    assert message.startswith("shard 2 of 3: align job S1-align (j1:2) failed on spot capacity")
+    assert "exit code 1" in message and "minimap2 failed (exit 1)" in message
+    assert message.endswith("(1 more shards failed)")
