@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -100,6 +101,27 @@ def test_caller_comes_from_the_sheet_else_the_stack_and_names_a_new_execution() 
     assert chosen.name != by_name.name, "another caller is another run"
     stack = IntakeSettings("out", "s3://ref/genome.fa", "minimap2", "9.9", default_caller="freebayes")
     assert plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), stack).requests[0].name == chosen.name
+
+
+def test_the_stacks_sharding_is_pinned_in_the_input_and_a_bed_of_intervals_names_a_new_run() -> None:
+    files = {"s3://in/r/A_1.fq.gz": ("e1", b""), "s3://in/r/A_2.fq.gz": ("e2", b"")}
+    default = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), SETTINGS).requests[0]
+    assert (default.input.align_shard_read_pairs, default.input.call_shard_bases) == (10_000_000, 100_000_000)
+    assert (default.input.max_shards, default.input.intervals) == (100, "")
+    sharded = replace(SETTINGS, align_shard_read_pairs=2500, call_shard_bases=5000, max_shards=8)
+    small = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), sharded).requests[0]
+    assert (small.input.align_shard_read_pairs, small.input.call_shard_bases, small.input.max_shards) == (
+        2500,
+        5000,
+        8,
+    )
+    assert small.name == default.name, "shard sizes do not change the calls"
+    exome = replace(SETTINGS, intervals="s3://ref/exome.bed")
+    targeted = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), exome).requests[0]
+    assert targeted.input.intervals == "s3://ref/exome.bed" and targeted.name != default.name
+    sheet = "sample,fastq_1,fastq_2,intervals\nA,A_1.fq.gz,A_2.fq.gz,s3://ref/panel.bed\n"
+    store = MemoryInputStore({**files, "s3://in/r/samplesheet.csv": ("es", sheet.encode())})
+    assert plan("in", "r/samplesheet.csv", store, exome).requests[0].input.intervals == "s3://ref/panel.bed"
 
 
 def _request(capacity: str = "spot", replaces: JobState | None = None) -> SubmitRequest:
