@@ -10,10 +10,11 @@ shard size = max(AlignShardReadPairs, ceil(input read pairs / MaxShards)) (the i
 validate.json's count; validate runs before qc). A sample whose trimmed pairs fit one shard is one
 shard holding every lane as it is (`trimmed/<sample>_L<n>_R{1,2}.fastq.gz`). Otherwise each lane
 larger than a shard is cut into parts of exactly `shard size` pairs (`seqkit split2 --by-size`,
-`trimmed/<sample>_L<n>_P<k>_R{1,2}.fastq.gz`), and the parts are packed in order into shards of
-at most `shard size` pairs. fastp's own `--split_by_lines` does not do this: Debian's fastp 0.23.2
-cuts at its 1000-read packs, so the cut depends on the thread count (EBOV, 2,500 pairs a file:
-2962/2998/2993/355 pairs with 1 thread, 2974/2350/1989/1995 + an empty, truncated gzip with 4).
+`trimmed/<sample>_L<n>_P<k>_R{1,2}.fastq.gz`), and the parts are packed into shards of at most
+`shard size` pairs (first-fit decreasing). fastp's own `--split_by_lines` does not do this:
+Debian's fastp 0.23.2 cuts at its 1000-read packs, so the cut depends on the thread count (EBOV,
+2,500 pairs a file: 2962/2998/2993/355 pairs with 1 thread, 2974/2350/1989/1995 + an empty,
+truncated gzip with 4).
 
 Each lane's input is deleted from scratch once trimmed, and its trimmed copy once staged, so
 scratch holds about one lane at a time.
@@ -59,17 +60,22 @@ def shard_size(input_read_pairs: int, shard_read_pairs: int, max_shards: int) ->
 
 
 def pack(parts: list[ReadsPart], size: int) -> list[list[ReadsPart]]:
-    """Parts in order into shards of at most `size` read pairs (a part never larger than `size`
-    gets a shard of its own only when it does not fit the current one)."""
-    shards: list[list[ReadsPart]] = []
-    held = 0
-    for part in parts:
-        if not shards or held + part.read_pairs > size:
+    """Parts into as few shards of at most `size` read pairs as first-fit decreasing finds: the
+    full-size parts of cut lanes get a shard each, the rests of the lanes (and small lanes) share.
+    Deterministic (ties keep the parts' order); within a shard, parts keep their order."""
+    order = sorted(range(len(parts)), key=lambda index: -parts[index].read_pairs)
+    shards: list[list[int]] = []
+    held: list[int] = []
+    for index in order:
+        pairs = parts[index].read_pairs
+        target = next((n for n, load in enumerate(held) if load + pairs <= size), None)
+        if target is None:
             shards.append([])
-            held = 0
-        shards[-1].append(part)
-        held += part.read_pairs
-    return shards
+            held.append(0)
+            target = len(shards) - 1
+        shards[target].append(index)
+        held[target] += pairs
+    return [[parts[index] for index in sorted(shard)] for shard in shards]
 
 
 def trimmed_pairs(fastp_json: Path) -> int:
