@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +109,32 @@ class Step:
             pipeline.wait()
         finally:
             pipeline.kill()
+
+    def side_by_side(self, *pipelines: Pipeline) -> None:
+        """Run pipelines at the same time (e.g. joined by named pipes rather than stdout) to
+        completion. When one fails, the others are killed (a reader of a FIFO whose writer died
+        before opening it would wait forever) and the first failure is raised."""
+        started: list[Pipeline] = []
+        try:
+            for pipeline in pipelines:
+                started.append(pipeline.start())
+            while True:
+                states = [pipeline.poll() for pipeline in started]
+                failed = next((p for p, state in zip(started, states, strict=True) if state is False), None)
+                if failed is not None:
+                    for other in started:
+                        if other is not failed:
+                            other.kill()
+                    failed.wait()  # raises its StepError
+                    raise StepError(self.name, "a tool failed")  # (wait() raised, unless it lost the race)
+                if all(state is True for state in states):
+                    for pipeline in started:
+                        pipeline.wait()
+                    return
+                time.sleep(0.1)
+        finally:
+            for pipeline in started:
+                pipeline.kill()
 
     def tool_versions(self) -> dict[str, str]:
         """Exact versions of every program this step has run so far (asked once per program)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from genopipe.s3uri import S3Uri
 from genopipe.steps.params import StepParams
-from genopipe.steps.runner import threads_available
+from genopipe.steps.runner import Step, threads_available
 from genopipe.steps.tools import Pipeline, StepError, Tool, tool_version
 
 READS = [{"r1": "s3://in/a b/x_R1.fastq.gz", "r2": "s3://in/a b/x_R2.fastq.gz"}]
@@ -124,3 +125,26 @@ sys.exit(execute("align", p, lambda step: step.pipe(["sleep", "60"])))
     assert process.returncode == 1
     assert err.strip() == "genopipe align: s3://o/.staging/e/: interrupted by signal 15"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_side_by_side_pipelines_joined_by_a_fifo_stream_and_a_failure_never_hangs(tmp_path: Path) -> None:
+    step = Step(name="qc", params=params(), scratch=tmp_path, threads=1)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.txt"
+    writer = ["sh", "-c", f"printf 'a\\nb\\n' > {fifo}"]
+    step.side_by_side(step.pipeline(["cat", str(fifo)], stdout=out), step.pipeline(writer))
+    assert out.read_text() == "a\nb\n"
+    # the writer dies before it opens the FIFO: the reader would wait on open() forever
+    started = time.monotonic()
+    with pytest.raises(StepError) as raised:
+        step.side_by_side(
+            step.pipeline(["cat", str(fifo)]),
+            step.pipeline(Tool(["sh", "-c", "echo no input >&2; exit 3"], "R1")),
+        )
+    assert time.monotonic() - started < 5
+    assert (
+        raised.value.subject == "R1"
+        and "exit 3" in raised.value.problem
+        and "no input" in raised.value.problem
+    )
