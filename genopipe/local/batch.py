@@ -66,6 +66,7 @@ class JobUpdate:
     status: str
     attempt: int
     reason: str = ""
+    shard: int | None = None  # an array child's index
 
 
 class SpotReclaims:
@@ -472,6 +473,7 @@ class LocalBatch:
             status=JobStatus(status).value,
             attempt=attempt,
             reason=reason,
+            shard=array_index(job),
         )
         for listener in list(self.listeners):
             try:
