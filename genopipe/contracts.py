@@ -182,6 +182,12 @@ class AttemptUsage(_Model):
     exit_code: int | None = None
     log_stream: str | None = None
 
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # an array job's state carries every child's attempts: unset fields would double its size
+        data: dict[str, Any] = handler(self)
+        return {name: value for name, value in data.items() if value is not None}
+
 
 class JobUsage(_Model):
     """What a finished (or replaced) job consumed, for the cost estimate."""

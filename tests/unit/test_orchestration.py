@@ -439,3 +439,13 @@ def test_an_array_job_is_reclaimed_only_when_every_failed_shard_was_reclaimed() 
     assert message.startswith("shard 2 of 3: align job S1-align (j1:2) failed on spot capacity")
     assert "exit code 1" in message and "minimap2 failed (exit 1)" in message
     assert message.endswith("(1 more shards failed)")
+
+
+def test_the_job_states_of_the_largest_arrays_fit_the_state_machines_payload() -> None:
+    """MaxShards <= 500 (template.yaml): align and call at 500 children, each rerun On-Demand once."""
+    state = submitted(_request(), job_spec(_request(), shards=500), "j" * 36, POLICY)
+    children = [_child(index, "SUCCEEDED") for index in range(500)]
+    done = advance(state, _parent("SUCCEEDED", 500), POLICY, children=children)
+    rerun = done.model_copy(update={"earlier": done.usage()})
+    assert len(rerun.model_dump_json()) * 2 < 200_000  # of 256 KB, leaving room for the rest
+    assert JobState.model_validate_json(rerun.model_dump_json()) == rerun
