@@ -15,7 +15,8 @@ job of its own (RetryStrategy, attempt timeout, memory limit, Spot reclaims and 
 limit actions apply per child; children wait for this machine's vCPUs like any job) with
 AWS_BATCH_JOB_ARRAY_INDEX set; the parent is PENDING until a child starts, then RUNNING,
 SUCCEEDED when every child succeeded, FAILED once all have ended and any failed (statusReason
-naming the failed indexes); TerminateJob / CancelJob of the parent ends its children.
+naming the failed indexes); TerminateJob / CancelJob of the parent ends its children; ListJobs
+by queue lists the parent, not the children (moto lists both).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from moto.batch.models import Job
+from moto.batch.models import BatchBackend, Job
 from moto.batch.utils import JobStatus
 from moto.core.utils import unix_time_millis
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/batch/job"
 _ORIGINAL_RUN = Job.run
 _ORIGINAL_DESCRIBE = Job.describe
+_ORIGINAL_LIST = BatchBackend.list_jobs
 _ENDED = frozenset({JobStatus.SUCCEEDED.value, JobStatus.FAILED.value})
 _STARTED = frozenset({JobStatus.STARTING.value, JobStatus.RUNNING.value}) | _ENDED
 ESSENTIAL_EXITED = "Essential container in task exited"
@@ -143,6 +145,22 @@ def _describe(job: Job) -> dict[str, Any]:
     return described
 
 
+def _list_jobs(
+    self: BatchBackend,
+    job_queue_name: str | None,
+    array_job_id: str | None,
+    job_status: str | None = None,
+    filters: list[dict[str, Any]] | None = None,
+) -> list[Job]:
+    """ListJobs by queue lists no array children (AWS: those are listed by `arrayJobId` only;
+    moto lists them with the queue), and a parent's status is its children's."""
+    for job in list(self._jobs.values()):
+        if job._child_jobs:
+            settle_parent(job)
+    jobs: list[Job] = _ORIGINAL_LIST(self, job_queue_name, array_job_id, job_status, filters)
+    return jobs if array_job_id else [job for job in jobs if array_index(job) is None]
+
+
 def _on_spot(job: Job) -> bool:
     """Only Spot capacity is reclaimed: the job's queue leads to a SPOT compute environment."""
     return any(
@@ -225,6 +243,7 @@ class LocalBatch:
     def uninstall() -> None:
         Job.run = _ORIGINAL_RUN  # type: ignore[method-assign]
         Job.describe = _ORIGINAL_DESCRIBE  # type: ignore[method-assign]
+        BatchBackend.list_jobs = _ORIGINAL_LIST  # type: ignore[method-assign]
 
     def install(self) -> None:
         executor = self
@@ -234,6 +253,7 @@ class LocalBatch:
 
         Job.run = run  # type: ignore[method-assign,assignment]
         Job.describe = _describe  # type: ignore[method-assign,assignment]
+        BatchBackend.list_jobs = _list_jobs  # type: ignore[method-assign]
 
     # -- one job, all its attempts -------------------------------------------------------------
 

@@ -171,6 +171,12 @@ def test_array_children_run_with_their_index_and_a_failed_child_fails_the_parent
     by_index = {child["arrayProperties"]["index"]: child for child in children}
     assert [by_index[index]["status"] for index in range(3)] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
     assert by_index[2]["attempts"][-1]["container"]["exitCode"] == 3
+    # ListJobs by queue names the parent only (children are listed by arrayJobId), as on AWS
+    queue = stack.deployment.outputs["OnDemandJobQueueArn"]
+    listed = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["limits"]}])
+    assert parent in {job["jobId"] for job in listed["jobSummaryList"]}
+    assert not any(":" in job["jobId"] for job in listed["jobSummaryList"])
+    assert len(batch.list_jobs(arrayJobId=parent)["jobSummaryList"]) == 3
 
 
 def test_a_list_of_lanes_inline_breaks_the_overrides_limit_and_by_reference_fits(stack: LocalStack) -> None:
