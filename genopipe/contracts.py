@@ -128,6 +128,16 @@ class Lane(_Model):
         )
 
 
+# sharding defaults: the template parameters AlignShardReadPairs, CallShardBases, MaxShards (and
+# Intervals, "" = the whole genome) start here, so a sample below them runs one job per step
+DEFAULT_ALIGN_SHARD_READ_PAIRS = 10_000_000
+DEFAULT_CALL_SHARD_BASES = 100_000_000
+DEFAULT_MAX_SHARDS = 100
+ARRAY_SIZE_MAX = 10_000  # AWS Batch array jobs: 2..10,000 children
+INTERVALS_PATTERN = r"^(s3://[^/]+/.+)?$"
+NO_INTERVALS = "none"  # the job parameter `intervals` when the whole genome is called
+
+
 class InputObject(_Model):
     uri: str
     etag: str
@@ -149,6 +159,13 @@ class PipelineInput(_Model):
     # the folder of the sample's files (or of its samplesheet.csv) in the input bucket, with its
     # trailing `/` ("" at the bucket root, and for inputs from before this field existed)
     folder: str = Field(default="", pattern=r"^(.*/)?$")
+    # how the scattered steps are sharded (the stack's parameters when the sample was admitted;
+    # a samplesheet.csv's `intervals` column overrides Intervals): pinned here so a run keeps
+    # them whatever the stack is updated to meanwhile
+    align_shard_read_pairs: int = Field(default=DEFAULT_ALIGN_SHARD_READ_PAIRS, ge=1)
+    call_shard_bases: int = Field(default=DEFAULT_CALL_SHARD_BASES, ge=1)
+    max_shards: int = Field(default=DEFAULT_MAX_SHARDS, ge=1, le=ARRAY_SIZE_MAX)
+    intervals: str = Field(default="", pattern=INTERVALS_PATTERN)
 
     @property
     def outputs_prefix(self) -> str:
@@ -164,6 +181,12 @@ class AttemptUsage(_Model):
     status_reason: str | None = None
     exit_code: int | None = None
     log_stream: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # an array job's state carries every child's attempts: unset fields would double its size
+        data: dict[str, Any] = handler(self)
+        return {name: value for name, value in data.items() if value is not None}
 
 
 class JobUsage(_Model):
@@ -189,6 +212,9 @@ class JobState(_Model):
     status: str = "SUBMITTED"
     status_reason: str | None = None
     wait_seconds: int = Field(ge=0)
+    # Batch jobs of the step: 1 for a plain job, the array size for an array job (its `attempts`
+    # are then every child's, so the cost counts them all)
+    shards: int = Field(default=1, ge=1, le=ARRAY_SIZE_MAX)
     attempts: list[AttemptUsage] = []
     earlier: list[JobUsage] = []  # jobs this one replaced (a reclaimed Spot job)
 
@@ -214,6 +240,7 @@ class JobSpec(_Model):
     job_definition: str
     parameters: dict[str, str]
     tags: dict[str, str] = {}
+    array_size: int | None = Field(default=None, ge=2, le=ARRAY_SIZE_MAX)  # None: a plain job
 
 
 class Failure(_Model):

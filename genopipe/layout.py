@@ -17,6 +17,17 @@ MANIFEST_JSON = "manifest.json"  # inputs, tool versions, checksums (report)
 MULTIQC_REPORT = "qc/multiqc_report.html"
 QC_FOLDER = "qc/"  # every staged qc/ file is published as it is
 VERSIONS_FOLDER = "versions/"
+READS_JSON = (
+    "reads.json"  # the pinned lanes, written by the submit Lambda (the job parameter `reads` names it)
+)
+SHARDS_FOLDER = "shards/"  # shard plans, one per scattered step
+
+
+def shard_plan_key(step: str) -> str:
+    """`shards/<step>.json`: the plan of a scattered step, written by an earlier step (qc writes
+    `shards/align.json`, reference writes `shards/call.json`): `{"shards": [entry, ...]}`, one
+    entry per Batch array child, in the order of AWS_BATCH_JOB_ARRAY_INDEX."""
+    return f"{SHARDS_FOLDER}{step}.json"
 
 
 def versions_key(step: str) -> str:
@@ -47,7 +58,7 @@ class SampleFiles:
         return f"{self.sample}.vcf.gz.tbi"
 
     def shard_plan(self, step: str) -> str:
-        return f"shards/{step}.json"
+        return shard_plan_key(step)
 
     def call_part(self, shard: int) -> str:
         """One call job's records (a BGZF VCF), gathered by `concat` into the sample's VCF (staged only)."""
@@ -56,6 +67,15 @@ class SampleFiles:
     def trimmed(self, lane: int) -> tuple[str, str]:
         """qc's trimmed reads of one lane (staged only)."""
         return f"trimmed/{self.sample}_L{lane}_R1.fastq.gz", f"trimmed/{self.sample}_L{lane}_R2.fastq.gz"
+
+    def trimmed_part(self, lane: int, part: int) -> tuple[str, str]:
+        """One part of a lane's trimmed reads, when qc splits the lane into align shards (staged only)."""
+        stem = f"trimmed/{self.sample}_L{lane}_P{part:04d}"
+        return f"{stem}_R1.fastq.gz", f"{stem}_R2.fastq.gz"
+
+    def shard_bam(self, step: str, shard: int) -> str:
+        """The output of one child of a scattered step, e.g. `align/<sample>.0003.bam` (staged only)."""
+        return f"{step}/{self.sample}.{shard:04d}.bam"
 
     def fastp_stem(self, lane: int, lanes: int) -> str:
         """`<sample>` for a single-lane sample, `<sample>_L<n>` per lane otherwise."""

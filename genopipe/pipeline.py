@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +44,11 @@ class StepSpec(_Row):
     # the step keeps on disk at once (0 = streams), refined by the genome-scale measurements
     scratch_gb_per_input_gb: float = Field(ge=0)
     retry: RetryPolicy = RetryPolicy()
+    # a scattered step runs as one Batch array job, one child per entry of its shard plan
+    # (`shards/<step>.json` in staging, written by an earlier step): "reads" = shards of read
+    # pairs (qc plans them), "regions" = groups of genome regions (reference plans them).
+    # None: one plain job. One shard is always a plain job (AWS array jobs have 2..10,000 children).
+    scatter: Literal["reads", "regions"] | None = None
 
     @property
     def threads(self) -> int:
@@ -119,21 +125,39 @@ STEPS: tuple[StepSpec, ...] = (
     ),
     StepSpec(
         name="align",
-        purpose="minimap2 or bwa mem, fixmate, sort, markdup: BAM + BAI",
+        purpose="one shard of read pairs: minimap2 or bwa mem, fixmate, sort: a shard BAM",
         vcpus=8,
         memory_mib=30720,
         timeout_seconds=43200,
         scratch_gb_per_input_gb=2.5,  # trimmed reads, sort's temporary files, the BAM
+        scatter="reads",
+    ),
+    StepSpec(
+        name="markdup",
+        purpose="gather of align: merge the shard BAMs, mark duplicates across all of them: BAM + BAI",
+        vcpus=4,
+        memory_mib=8192,
+        timeout_seconds=43200,
+        scratch_gb_per_input_gb=2.0,  # the shard BAMs and the merged BAM
     ),
     StepSpec(
         name="call",
-        purpose="bcftools mpileup | call, normalised, soft-filtered: VCF + TBI",
+        purpose="one region group: bcftools or freebayes per region, normalised, soft-filtered: VCF part",
         # one caller per region, 2 at a time: >= 80% of the vCPU-seconds used on a 100 Mb group
         # of a 30x genome (bench/results/call_utilisation.json; 4 vCPUs: 76% at 100 MB/s)
         vcpus=2,
         memory_mib=4096,
         timeout_seconds=43200,
         scratch_gb_per_input_gb=1.0,  # the BAM
+        scatter="regions",  # the reference step writes `shards/call.json` (genopipe.shards)
+    ),
+    StepSpec(
+        name="concat",
+        purpose="gather of call: bcftools concat of the region parts: VCF + TBI",
+        vcpus=1,
+        memory_mib=2048,
+        timeout_seconds=7200,
+        scratch_gb_per_input_gb=0.0,  # the VCF parts only
     ),
     StepSpec(
         name="report",
@@ -157,7 +181,9 @@ PLAN: tuple[Stage, ...] = (
         ),
     ),
     "align",
+    "markdup",
     "call",
+    "concat",
     "report",
 )
 
@@ -170,6 +196,11 @@ def step(name: str) -> StepSpec:
         if spec.name == name:
             return spec
     raise KeyError(f"no step {name!r} (steps: {', '.join(STEP_NAMES)})")
+
+
+def scattered(name: str) -> bool:
+    """Whether the step runs as one job per shard of its plan (`shards/<step>.json`)."""
+    return step(name).scatter is not None
 
 
 def is_step(name: object) -> bool:

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict
 
 MIN_CUT_GAP = 1_000  # an N run this long is longer than a fragment: no read pair spans it
 REGIONS_PER_GROUP = 32  # enough regions for a call job's vCPUs to stay busy to the end
@@ -65,7 +65,21 @@ class Region(BaseModel):
 
 
 Group = list[Region]
-PLAN = TypeAdapter(list[list[Region]])  # the JSON of `shards/call.json`
+
+
+class CallShard(BaseModel):
+    """One entry of `shards/call.json`: call job i's region group."""
+
+    model_config = ConfigDict(frozen=True)
+    regions: list[Region]
+
+
+class CallPlan(BaseModel):
+    """`shards/call.json`, in the form every shard plan has (genopipe.layout.shard_plan_key):
+    `{"shards": [{"regions": [...]}, ...]}`, one entry per Batch array child."""
+
+    model_config = ConfigDict(frozen=True)
+    shards: list[CallShard]
 
 
 def read_fai(path: Path) -> list[tuple[str, int]]:
@@ -281,8 +295,8 @@ def chunks(regions: list[Region], count: int) -> list[Group]:
 
 
 def read_plan(text: str | bytes) -> list[Group]:
-    return PLAN.validate_json(text)
+    return [shard.regions for shard in CallPlan.model_validate_json(text).shards]
 
 
-def plan_json(plan: list[Group]) -> list[list[dict[str, object]]]:
-    return [[region.model_dump() for region in group] for group in plan]
+def plan_json(plan: list[Group]) -> dict[str, object]:
+    return CallPlan(shards=[CallShard(regions=group) for group in plan]).model_dump()

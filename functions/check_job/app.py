@@ -13,7 +13,7 @@ from genopipe.aws import batch
 from genopipe.aws.clients import unavailable_is_retried
 from genopipe.contracts import JobState
 from genopipe.jobs.backoff import policy_from_env
-from genopipe.jobs.status import JobFailed, advance
+from genopipe.jobs.status import JobFailed, advance, needs_children
 
 logger = Logger()
 tracer = Tracer()
@@ -30,7 +30,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(step=state.step, job_id=state.job_id, capacity=state.capacity)
     try:
         with unavailable_is_retried():
-            updated = advance(state, batch.describe(state.job_id), POLICY, batch.log_tail)
+            job = batch.describe(state.job_id)
+            # an array job (a scattered step) that has ended: every child's attempts and failures
+            children = batch.describe_children(job) if needs_children(job) else None
+            updated = advance(state, job, POLICY, batch.log_tail, children)
     except JobFailed as error:
         logger.warning("job failed", extra={"problem": str(error)})
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)

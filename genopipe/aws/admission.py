@@ -11,6 +11,7 @@ from genopipe.aws.eventbridge import EventBridgeBus
 from genopipe.aws.input_store import S3InputStore
 from genopipe.aws.ledger import DynamoLedger
 from genopipe.aws.stepfunctions import StepFunctionsExecutions
+from genopipe.contracts import DEFAULT_ALIGN_SHARD_READ_PAIRS, DEFAULT_CALL_SHARD_BASES, DEFAULT_MAX_SHARDS
 from genopipe.intake.admission import Admission, AdmissionSettings
 from genopipe.intake.plan import IntakeSettings
 
@@ -22,6 +23,10 @@ def from_environment(environ: Mapping[str, str]) -> Admission:
         aligner="bwa" if environ.get("ALIGNER") == "bwa" else "minimap2",
         default_caller="freebayes" if environ.get("CALLER") == "freebayes" else "bcftools",
         pipeline_version=__version__,
+        align_shard_read_pairs=int(environ.get("ALIGN_SHARD_READ_PAIRS") or DEFAULT_ALIGN_SHARD_READ_PAIRS),
+        call_shard_bases=int(environ.get("CALL_SHARD_BASES") or DEFAULT_CALL_SHARD_BASES),
+        max_shards=int(environ.get("MAX_SHARDS") or DEFAULT_MAX_SHARDS),
+        intervals=environ.get("INTERVALS") or "",
     )
     admission = AdmissionSettings(
         mate_timeout_s=float(environ.get("MATE_TIMEOUT_SECONDS") or "3600"),

@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from genopipe.aws.clients import sdk_client
 from genopipe.contracts import JobSpec
-from genopipe.jobs.status import JOB_LOG_GROUP, LOG_TAIL_LINES, DescribedJob, JobNotFound
+from genopipe.jobs.status import JOB_LOG_GROUP, LOG_TAIL_LINES, DescribedJob, JobNotFound, child_ids
 
 if TYPE_CHECKING:
     from mypy_boto3_batch import BatchClient
@@ -24,6 +24,9 @@ def client() -> BatchClient:
 
 def submit(spec: JobSpec) -> str:
     """Submit the job; returns its id."""
+    arguments: dict[str, Any] = {}
+    if spec.array_size is not None:
+        arguments["arrayProperties"] = {"size": spec.array_size}
     response = client().submit_job(
         jobName=spec.job_name,
         jobQueue=spec.job_queue,
@@ -31,6 +34,7 @@ def submit(spec: JobSpec) -> str:
         parameters=spec.parameters,
         tags=spec.tags,
         propagateTags=True,
+        **arguments,
     )
     return str(response["jobId"])
 
@@ -64,6 +68,22 @@ def describe(job_id: str) -> DescribedJob:
     if not jobs:
         raise JobNotFound(f"Batch does not know job {job_id} (DescribeJobs returned nothing)")
     return DescribedJob.model_validate(jobs[0])
+
+
+def describe_children(parent: DescribedJob) -> list[DescribedJob]:
+    """Every child of an array job, in index order (DescribeJobs takes 100 ids a call)."""
+    ids = child_ids(parent.jobId, parent.array_size or 0)
+    children: list[DescribedJob] = []
+    for start in range(0, len(ids), 100):
+        found = client().describe_jobs(jobs=ids[start : start + 100]).get("jobs", [])
+        children += [DescribedJob.model_validate(job) for job in found]
+    if len(children) != len(ids):
+        raise JobNotFound(
+            f"Batch knows {len(children)} of the {len(ids)} children of array job {parent.jobId}"
+        )
+    return sorted(
+        children, key=lambda child: child.arrayProperties.index or 0 if child.arrayProperties else 0
+    )
 
 
 @sdk_client

@@ -14,7 +14,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from genopipe.contracts import Aligner, Caller, InputObject, Lane, PipelineInput
+from genopipe.contracts import (
+    DEFAULT_ALIGN_SHARD_READ_PAIRS,
+    DEFAULT_CALL_SHARD_BASES,
+    DEFAULT_MAX_SHARDS,
+    Aligner,
+    Caller,
+    InputObject,
+    Lane,
+    PipelineInput,
+)
 from genopipe.intake.pairing import (
     SAMPLESHEET_NAME,
     PairingError,
@@ -79,6 +88,11 @@ class IntakeSettings:
     pipeline_version: str
     default_ploidy: int = 2
     default_caller: Caller = "bcftools"
+    # the stack's sharding parameters (AlignShardReadPairs, CallShardBases, MaxShards, Intervals)
+    align_shard_read_pairs: int = DEFAULT_ALIGN_SHARD_READ_PAIRS
+    call_shard_bases: int = DEFAULT_CALL_SHARD_BASES
+    max_shards: int = DEFAULT_MAX_SHARDS
+    intervals: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,13 +142,16 @@ def execution_name(
     ploidy: int = 2,
     caller: str = "bcftools",
     folder: str = "",
+    intervals: str = "",
 ) -> str:
     """A function of what decides the results and where they go: the sample, its FASTQ objects
     (URI and ETag), their pairing into lanes, the ploidy, the caller, the output folder and the
     pipeline version. Not of how the sample was announced: a `samplesheet.csv` beside a pair that
     already started, listing the same files for the same sample, ploidy and caller, names the same
     execution (so starts nothing new); one that changes any of those, or a sheet in another folder
-    (whose outputs go to that folder), names a new one."""
+    (whose outputs go to that folder), names a new one. A BED of intervals changes what is called,
+    so it is part of the name too (when there is one: names without it stay as they were); the
+    shard sizes are not (the calls do not depend on them)."""
     fastqs = sorted((i.uri, i.etag) for i in inputs if not is_samplesheet(i.uri))
     material = json.dumps(
         {
@@ -146,7 +163,8 @@ def execution_name(
             "caller": caller,
             "folder": folder,
             "version": pipeline_version,
-        },
+        }
+        | ({"intervals": intervals} if intervals else {}),
         sort_keys=True,
     )
     digest = hashlib.sha256(material.encode()).hexdigest()[:32]
@@ -162,10 +180,14 @@ def _request(
     ploidy: int,
     settings: IntakeSettings,
     caller: Caller | None = None,
+    intervals: str | None = None,
 ) -> ExecutionRequest:
     caller = caller or settings.default_caller
+    intervals = intervals or settings.intervals
     folder = _input_folder(lanes, inputs)
-    name = execution_name(sample, bucket, inputs, settings.pipeline_version, lanes, ploidy, caller, folder)
+    name = execution_name(
+        sample, bucket, inputs, settings.pipeline_version, lanes, ploidy, caller, folder, intervals
+    )
     pipeline_input = PipelineInput(
         sample=sample,
         reads=lanes,
@@ -178,6 +200,10 @@ def _request(
         inputs=sorted(inputs, key=lambda i: i.uri),
         pipeline_version=settings.pipeline_version,
         folder=folder,
+        align_shard_read_pairs=settings.align_shard_read_pairs,
+        call_shard_bases=settings.call_shard_bases,
+        max_shards=settings.max_shards,
+        intervals=intervals,
     )
     return ExecutionRequest(name, pipeline_input)
 
@@ -219,7 +245,9 @@ def _from_sheet(
         lanes = [Lane(r1=S3Uri.parse(r1), r2=S3Uri.parse(r2)) for r1, r2 in sample.lanes]
         ploidy = sample.ploidy or settings.default_ploidy
         caller = sample.caller or settings.default_caller
-        decision.requests.append(_request(sample.sample, bucket, lanes, inputs, ploidy, settings, caller))
+        decision.requests.append(
+            _request(sample.sample, bucket, lanes, inputs, ploidy, settings, caller, sample.intervals)
+        )
     return decision
 
 

@@ -1,5 +1,6 @@
-"""`samplesheet.csv` in nf-core's form: columns `sample,fastq_1,fastq_2`, optional `ploidy` and
-`caller`; one row
+"""`samplesheet.csv` in nf-core's form: columns `sample,fastq_1,fastq_2`, optional `ploidy`,
+`caller` and `intervals` (a BED of the targets to call, e.g. an exome's: an s3:// URI or a key
+relative to the sheet; it overrides the stack's `Intervals`); one row
 per lane, several rows with the same sample are that sample's lanes (in row order).
 
 FASTQ paths are `s3://bucket/key` URIs or keys relative to the sample sheet's folder. Every
@@ -21,6 +22,7 @@ CALLERS: tuple[str, ...] = get_args(Caller)
 # (~3 AWS calls, ~50 ms, per sample) within the Lambda's 120 s; split a larger run into folders
 MAX_ROWS = 1000
 _FASTQ_SUFFIXES = (".fastq.gz", ".fq.gz")
+_BED_SUFFIXES = (".bed", ".bed.gz")
 
 
 class SamplesheetError(ValueError):
@@ -33,6 +35,7 @@ class SheetSample:
     lanes: tuple[tuple[str, str], ...]  # (R1, R2) as s3:// URIs, in row order
     ploidy: int | None  # None: the pipeline default
     caller: Caller | None = None  # None: the stack's `Caller`
+    intervals: str | None = None  # s3:// URI of a BED; None: the stack's `Intervals`
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ def parse_samplesheet(text: str, uri: str) -> SampleSheet:
     lanes: dict[str, list[tuple[str, str]]] = {}
     ploidies: dict[str, int | None] = {}
     callers: dict[str, Caller | None] = {}
+    intervals: dict[str, str | None] = {}
     seen: dict[str, int] = {}
     for row_number, raw in enumerate(reader, start=2):
         if row_number - 1 > MAX_ROWS:
@@ -105,10 +109,14 @@ def parse_samplesheet(text: str, uri: str) -> SampleSheet:
         if sample in callers and callers[sample] != caller:
             raise SamplesheetError(f"{where}: caller {caller} differs from an earlier row of {sample!r}")
         callers[sample] = caller
+        bed = _intervals(row.get("intervals", ""), uri, where)
+        if sample in intervals and intervals[sample] != bed:
+            raise SamplesheetError(f"{where}: intervals {bed} differs from an earlier row of {sample!r}")
+        intervals[sample] = bed
         lanes.setdefault(sample, []).append((pair[0], pair[1]))
     if not lanes:
         raise SamplesheetError(f"{uri}: no samples (the sheet has a header but no rows)")
-    samples = tuple(SheetSample(s, tuple(lanes[s]), ploidies[s], callers[s]) for s in lanes)
+    samples = tuple(SheetSample(s, tuple(lanes[s]), ploidies[s], callers[s], intervals[s]) for s in lanes)
     return SampleSheet(uri, samples)
 
 
@@ -126,3 +134,11 @@ def _caller(value: str, where: str) -> Caller | None:
     if value not in CALLERS:
         raise SamplesheetError(f"{where}: caller {value!r} must be {' or '.join(CALLERS)}")
     return cast(Caller, value)
+
+
+def _intervals(value: str, sheet_uri: str, where: str) -> str | None:
+    if not value:
+        return None
+    if not value.lower().endswith(_BED_SUFFIXES):
+        raise SamplesheetError(f"{where}: intervals {value!r} does not end in .bed or .bed.gz")
+    return _resolve(value, sheet_uri, where)

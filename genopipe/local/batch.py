@@ -7,6 +7,16 @@ attempt through a `JobRunner`, writes the output to CloudWatch Logs (`/aws/batch
 the job definition's RetryStrategy, and can end attempts on Spot capacity the way a Spot reclaim does.
 With `spot_capacity` off (fault injection), no Spot instance can be had: a Spot job waits RUNNABLE
 with Batch's capacity reason until its queue's JobStateTimeLimitActions cancel it.
+
+Array jobs (SubmitJob with `arrayProperties.size`): moto 5.2.5 creates the children
+(`<parent id>:<index>`) and starts them, but never sets AWS_BATCH_JOB_ARRAY_INDEX, never describes
+a child's index, and never marks the parent FAILED. Completed here as on AWS: each child runs as a
+job of its own (RetryStrategy, attempt timeout, memory limit, Spot reclaims and the queue's time
+limit actions apply per child; children wait for this machine's vCPUs like any job) with
+AWS_BATCH_JOB_ARRAY_INDEX set; the parent is PENDING until a child starts, then RUNNING,
+SUCCEEDED when every child succeeded, FAILED once all have ended and any failed (statusReason
+naming the failed indexes); TerminateJob / CancelJob of the parent ends its children; ListJobs
+by queue lists the parent, not the children (moto lists both).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from moto.batch.models import Job
+from moto.batch.models import BatchBackend, Job
 from moto.batch.utils import JobStatus
 from moto.core.utils import unix_time_millis
 
@@ -34,6 +44,10 @@ log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/batch/job"
 _ORIGINAL_RUN = Job.run
+_ORIGINAL_DESCRIBE = Job.describe
+_ORIGINAL_LIST = BatchBackend.list_jobs
+_ENDED = frozenset({JobStatus.SUCCEEDED.value, JobStatus.FAILED.value})
+_STARTED = frozenset({JobStatus.STARTING.value, JobStatus.RUNNING.value}) | _ENDED
 ESSENTIAL_EXITED = "Essential container in task exited"
 TIMED_OUT = "Job attempt duration exceeded timeout"
 NO_CAPACITY = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
@@ -54,6 +68,7 @@ class JobUpdate:
     status: str
     attempt: int
     reason: str = ""
+    shard: int | None = None  # an array child's index
 
 
 class SpotReclaims:
@@ -73,6 +88,77 @@ class SpotReclaims:
         if draw.random() >= self.rate:
             return None
         return draw.uniform(0.2, 1.5), f"i-{draw.getrandbits(68):017x}"
+
+
+def array_index(job: Job) -> int | None:
+    """A child's index in its array job; None for a plain job or a parent."""
+    index = (job.array_properties or {}).get("index")
+    return int(index) if index is not None else None
+
+
+def _parent(job: Job) -> Job | None:
+    """The parent of an array child (`<parent id>:<index>`)."""
+    if array_index(job) is None:
+        return None
+    parent: Job | None = job.all_jobs.get(job.job_id.rsplit(":", 1)[0])
+    return parent
+
+
+def _status(job: Job) -> str:
+    status = job.status
+    return str(getattr(status, "value", status))
+
+
+def settle_parent(parent: Job) -> None:
+    """An array job's parent follows its children, as on AWS (moto only ever marks it SUCCEEDED)."""
+    children: list[Job] = parent._child_jobs or []
+    statuses = [_status(child) for child in children]
+    if statuses and all(status in _ENDED for status in statuses):
+        failed = [index for index, status in enumerate(statuses) if status == JobStatus.FAILED.value]
+        stopped = [child.job_stopped_at for child in children]
+        parent.job_stopped = True
+        parent.job_stopped_at = max(stopped)
+        if failed:
+            shown = ", ".join(str(index) for index in failed[:20]) + (" ..." if len(failed) > 20 else "")
+            parent.job_stopped_reason = (
+                f"Array Child Job failed: {len(failed)} of {len(children)} children failed (index {shown})"
+            )
+            parent.status = JobStatus.FAILED.value
+        else:
+            parent.status = JobStatus.SUCCEEDED.value
+    elif any(status in _STARTED for status in statuses):
+        parent.status = JobStatus.RUNNING.value
+    else:
+        parent.status = JobStatus.PENDING.value
+    started = [child.job_started_at for child in children if _status(child) in _STARTED]
+    if started:
+        parent.job_started_at = min(started)
+
+
+def _describe(job: Job) -> dict[str, Any]:
+    if job._child_jobs:
+        settle_parent(job)
+    described: dict[str, Any] = _ORIGINAL_DESCRIBE(job)
+    index = array_index(job)
+    if index is not None:
+        described["arrayProperties"] = {"index": index, "statusSummary": {}}
+    return described
+
+
+def _list_jobs(
+    self: BatchBackend,
+    job_queue_name: str | None,
+    array_job_id: str | None,
+    job_status: str | None = None,
+    filters: list[dict[str, Any]] | None = None,
+) -> list[Job]:
+    """ListJobs by queue lists no array children (AWS: those are listed by `arrayJobId` only;
+    moto lists them with the queue), and a parent's status is its children's."""
+    for job in list(self._jobs.values()):
+        if job._child_jobs:
+            settle_parent(job)
+    jobs: list[Job] = _ORIGINAL_LIST(self, job_queue_name, array_job_id, job_status, filters)
+    return jobs if array_job_id else [job for job in jobs if array_index(job) is None]
 
 
 def _on_spot(job: Job) -> bool:
@@ -156,6 +242,8 @@ class LocalBatch:
     @staticmethod
     def uninstall() -> None:
         Job.run = _ORIGINAL_RUN  # type: ignore[method-assign]
+        Job.describe = _ORIGINAL_DESCRIBE  # type: ignore[method-assign]
+        BatchBackend.list_jobs = _ORIGINAL_LIST  # type: ignore[method-assign]
 
     def install(self) -> None:
         executor = self
@@ -164,6 +252,8 @@ class LocalBatch:
             executor.run_job(job)
 
         Job.run = run  # type: ignore[method-assign,assignment]
+        Job.describe = _describe  # type: ignore[method-assign,assignment]
+        BatchBackend.list_jobs = _list_jobs  # type: ignore[method-assign]
 
     # -- one job, all its attempts -------------------------------------------------------------
 
@@ -176,6 +266,9 @@ class LocalBatch:
             self._finished(job, False, len(job.attempts), str(error))
 
     def _run_job(self, job: Job) -> None:
+        # CloudWatch Logs stream names may not hold ':' (an array child's id does; AWS names a
+        # child's stream after its ECS task)
+        job._stream_name = job._stream_name.replace(":", "-")
         launch = self._launch(job)
         strategy = RetryStrategy.from_job_definition(job.job_definition.retry_strategy)
         self._set(job, JobStatus.PENDING, 0)
@@ -241,7 +334,9 @@ class LocalBatch:
         job.log_stream_name = stream.name
         job._start_attempt()
         self._set(job, JobStatus.RUNNING, attempt)
-        reclaim = self.reclaims.plan(job.job_name, attempt) if _on_spot(job) else None
+        index = array_index(job)
+        draw_name = job.job_name if index is None else f"{job.job_name}:{index}"  # each child its own draw
+        reclaim = self.reclaims.plan(draw_name, attempt) if _on_spot(job) else None
         timer = None
         if reclaim is not None:
             timer = threading.Timer(reclaim[0], cancel.set)
@@ -307,8 +402,13 @@ class LocalBatch:
             container["reason"] = reason
 
     def _watch_terminate(self, job: Job, cancel: threading.Event) -> None:
-        """TerminateJob / CancelJob set `job.stop`; turn it into a kill of the running attempt."""
+        """TerminateJob / CancelJob set `job.stop` (of the job, or of its array parent: that ends
+        every child); turn it into a kill of the running attempt."""
+        parent = _parent(job)
         while not cancel.is_set():
+            if parent is not None and parent.stop and not job.stop:
+                job.job_stopped_reason = parent.job_stopped_reason or "Terminated"
+                job.stop = True
             if job.stop:
                 cancel.set()
                 return
@@ -338,6 +438,9 @@ class LocalBatch:
                 "GENOPIPE_THREADS": str(vcpus),
             }
         )
+        index = array_index(job)
+        if index is not None:
+            environment["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
         return JobLaunch(
             job_id=job.job_id,
             job_name=job.job_name,
@@ -391,6 +494,7 @@ class LocalBatch:
             status=JobStatus(status).value,
             attempt=attempt,
             reason=reason,
+            shard=array_index(job),
         )
         for listener in list(self.listeners):
             try:

@@ -35,7 +35,8 @@ class Progress:
     def job(self, update: JobUpdate) -> None:
         attempt = f" (attempt {update.attempt})" if update.attempt > 1 else ""
         reason = f": {update.reason}" if update.reason and update.status == "FAILED" else ""
-        self.say(f"{update.sample or '-'}  {update.step:<9} {update.status}{attempt}{reason}")
+        step = update.step if update.shard is None else f"{update.step}[{update.shard}]"
+        self.say(f"{update.sample or '-'}  {step:<9} {update.status}{attempt}{reason}")
 
     def say(self, text: str) -> None:
         with self._lock:

@@ -1,23 +1,30 @@
-"""align: trimmed reads -> duplicate-marked, coordinate-sorted BAM + BAI.
+"""align: one shard of trimmed read pairs -> a coordinate-sorted shard BAM with mate tags.
 
-Per lane, one stream with no SAM or uncompressed FASTQ on disk:
-`minimap2 -ax sr` (or `bwa mem`) with read group `ID:<sample>.L<n> SM:<sample> LB:<sample> PL:ILLUMINA`
-| `samtools fixmate -m -u` | `samtools sort -u` | `samtools markdup` -> `<sample>.bam` (+ index).
-With several lanes each lane is sorted into its own BAM first, then
-`samtools merge -u` | `samtools markdup` makes the one BAM (duplicates are marked across lanes:
-they are one library).
+The step is scattered over qc's shard plan (`shards/align.json`): each Batch array child takes
+the entry at its AWS_BATCH_JOB_ARRAY_INDEX (a one-shard plan runs as a plain job, index 0). Per
+part of the shard (a lane, or a part of one), one stream with no SAM or uncompressed FASTQ on
+disk: `minimap2 -ax sr` (or `bwa mem`) with read group
+`ID:<sample>.L<n> SM:<sample> LB:<sample> PL:ILLUMINA` | `samtools fixmate -m -u` |
+`samtools sort` -> `align/<sample>.<shard>.bam` (parts of several lanes are sorted apart, then
+merged). Duplicates are marked by `markdup`, across all shards: they are one library.
+
+A child whose shard BAM is already staged exits at once: after a Spot reclaim the whole array is
+resubmitted On-Demand, and only the shards that were lost are aligned again.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from genopipe.aws import s3
+from genopipe.s3uri import S3Uri
 from genopipe.steps import reference
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool
 
 SORT_MEMORY_PER_THREAD = "512M"
+SHARD_BAM_COMPRESSION = "1"  # read once, by markdup
 
 
 def read_group(sample: str, lane: int) -> str:
@@ -33,6 +40,17 @@ def aligner_command(step: Step, index: Path, lane: int, r1: Path, r2: Path) -> l
 
 
 def run(step: Step) -> None:
+    shard = step.my_shard()
+    target = step.staged(step.files.shard_bam("align", step.shard_index))
+    if s3.exists(target):
+        print(
+            f"genopipe align: {target} is already staged (an earlier attempt of this shard)", file=sys.stderr
+        )
+        return
+    parts = shard.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise StepError(step.staged("shards/align.json"), f"shard {step.shard_index} lists no parts")
+
     ref = reference.load(step)
     threads = str(step.threads)
     if step.params.aligner == "bwa":
@@ -43,61 +61,49 @@ def run(step: Step) -> None:
         index = step.path("ref", ref.bwa.name)
     else:
         index = step.fetch(ref.mmi, "ref", ref.mmi.name)
-    subject = ref.fasta
 
-    bam = step.path("out", step.files.bam)
+    bam = step.path("out", target.name)
     sort_tmp = str(step.path("tmp", "sort"))
-    markdup = Tool(
-        [
-            "samtools",
-            "markdup",
-            "-@",
-            threads,
-            "--write-index",
-            "-T",
-            str(step.path("tmp", "markdup")),
-            "-",
-            f"{bam}##idx##{bam}.bai",
-        ],
-        subject,
-    )
-    lane_bams = []
-    for number, lane in enumerate(step.params.reads, start=1):
-        r1_key, r2_key = step.files.trimmed(number)
-        r1, r2 = step.fetch(step.staged(r1_key)), step.fetch(step.staged(r2_key))
-        align = Tool(aligner_command(step, index, number, r1, r2), lane.r1)
-        fixmate = Tool(["samtools", "fixmate", "-m", "-u", "-@", threads, "-", "-"], lane.r1)
-        if len(step.params.reads) == 1:
-            sort = Tool(
-                ["samtools", "sort", "-u", "-@", threads, "-m", SORT_MEMORY_PER_THREAD, "-T", sort_tmp, "-"],
-                lane.r1,
-            )
-            step.pipe(align, fixmate, sort, markdup)
-        else:
-            lane_bam = step.path("lanes", f"L{number}.bam")
-            sort = Tool(
+    part_bams = []
+    for number, part in enumerate(parts):
+        r1_uri, r2_uri = S3Uri.parse(str(part["r1"])), S3Uri.parse(str(part["r2"]))
+        r1, r2 = (
+            step.fetch(r1_uri, "in", f"P{number}", "R1.fastq.gz"),
+            step.fetch(r2_uri, "in", f"P{number}", "R2.fastq.gz"),
+        )
+        sorted_bam = bam if len(parts) == 1 else step.path("parts", f"P{number}.bam")
+        step.pipe(
+            Tool(aligner_command(step, index, int(part["lane"]), r1, r2), r1_uri),
+            Tool(["samtools", "fixmate", "-m", "-u", "-@", threads, "-", "-"], r1_uri),
+            Tool(
+                [
+                    "samtools", "sort", "-l", SHARD_BAM_COMPRESSION, "-@", threads,
+                    "-m", SORT_MEMORY_PER_THREAD, "-T", sort_tmp, "-o", str(sorted_bam), "-",
+                ],
+                r1_uri,
+            ),
+        )  # fmt: skip
+        for path in (r1, r2):
+            path.unlink()  # scratch space: keep only what later parts need
+        part_bams.append(str(sorted_bam))
+    if len(parts) > 1:
+        # -c -p: one @RG / @PG line per ID (the parts' headers repeat them)
+        step.pipe(
+            Tool(
                 [
                     "samtools",
-                    "sort",
+                    "merge",
+                    "-c",
+                    "-p",
                     "-l",
-                    "1",
+                    SHARD_BAM_COMPRESSION,
                     "-@",
                     threads,
-                    "-m",
-                    SORT_MEMORY_PER_THREAD,
-                    "-T",
-                    sort_tmp,
                     "-o",
-                    str(lane_bam),
-                    "-",
+                    str(bam),
+                    *part_bams,
                 ],
-                lane.r1,
+                target,
             )
-            step.pipe(align, fixmate, sort)
-            lane_bams.append(str(lane_bam))
-        for path in (r1, r2):
-            path.unlink()  # scratch space: keep only what later lanes need
-    if lane_bams:
-        step.pipe(Tool(["samtools", "merge", "-u", "-@", threads, "-o", "-", *lane_bams], subject), markdup)
-    s3.upload(bam, step.staged(step.files.bam))
-    s3.upload(Path(f"{bam}.bai"), step.staged(step.files.bai))
+        )
+    s3.upload(bam, target)

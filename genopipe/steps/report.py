@@ -8,7 +8,8 @@
   coverage: mean depth over the whole reference, duplicates and secondary alignments excluded),
   `snps`, `indels`, `titv` (bcftools stats, PASS calls only).
 - `manifest.json`: inputs with the ETags and sizes that were read (validate.json), tool versions
-  per step (`versions/*.json`), the reference checksum, and the sha256 of every output promoted.
+  per step (`versions/*.json`), the reference checksum, the sha256 of every output promoted, and
+  `shards`: the number of Batch jobs of each step (`{"align": 4, "markdup": 1, ...}`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 import genopipe
 from genopipe.aws import s3
 from genopipe.layout import MANIFEST_JSON, MULTIQC_REPORT, SUMMARY_JSON, VALIDATE_JSON, VERSIONS_FOLDER
-from genopipe.pipeline import STEP_NAMES
+from genopipe.pipeline import STEP_NAMES, scattered
 from genopipe.steps import reference
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool, multiqc_program
@@ -139,6 +140,12 @@ def run(step: Step) -> None:
     s3.write_json(step.staged(MANIFEST_JSON), manifest(step, ref, local, validated.get("inputs")))
 
 
+def shards(step: Step) -> dict[str, int]:
+    """Batch jobs per step: the children of a scattered step's array job (its plan's entries; one
+    shard is one plain job), 1 for every other step."""
+    return {name: len(step.shard_plan(name)) if scattered(name) else 1 for name in STEP_NAMES}
+
+
 def manifest(
     step: Step, ref: reference.ReferenceIndex, outputs: dict[str, Path], read: list[Any] | None = None
 ) -> dict[str, Any]:
@@ -162,6 +169,7 @@ def manifest(
     return {
         "sample": step.params.sample,
         "genopipe_version": genopipe.__version__,
+        "shards": shards(step),
         "inputs": inputs,
         "aligner": step.params.aligner,
         "ploidy": step.params.ploidy,

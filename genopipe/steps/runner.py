@@ -16,18 +16,31 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from genopipe.aws import s3
 from genopipe.aws.s3 import S3Error
 from genopipe.contracts import Lane
-from genopipe.layout import SampleFiles, versions_key
+from genopipe.layout import SampleFiles, shard_plan_key, versions_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.params import StepParams
 from genopipe.steps.tools import Command, Pipeline, StepError, tool_version
+
+
+def array_index() -> int:
+    """`AWS_BATCH_JOB_ARRAY_INDEX`: which child of an array job this is (0 for a plain job, which
+    a one-shard scattered step runs as)."""
+    configured = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "").strip()
+    if not configured:
+        return 0
+    if not configured.isdigit():
+        raise StepError("AWS_BATCH_JOB_ARRAY_INDEX", f"not a whole number: {configured!r}")
+    return int(configured)
 
 
 def threads_available() -> int:
@@ -52,6 +65,7 @@ class Step:
     params: StepParams
     scratch: Path
     threads: int
+    shard_index: int = 0  # the array child this is (AWS_BATCH_JOB_ARRAY_INDEX), 0 when unset
     programs: dict[str, str] = field(default_factory=dict)  # program name -> path as invoked
     _versions: dict[str, str] = field(default_factory=dict)
 
@@ -59,16 +73,6 @@ class Step:
     def files(self) -> SampleFiles:
         """The names of this sample's staged and published files (genopipe.layout)."""
         return SampleFiles(self.params.sample)
-
-    @property
-    def shard_index(self) -> int:
-        """Which shard of a scattered step this job is: Batch's array index, 0 outside an array."""
-        configured = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "").strip()
-        if not configured:
-            return 0
-        if not configured.isdigit():
-            raise StepError("AWS_BATCH_JOB_ARRAY_INDEX", f"not a whole number >= 0: {configured!r}")
-        return int(configured)
 
     def staged(self, *parts: str) -> S3Uri:
         """A key under the staging prefix."""
@@ -106,6 +110,32 @@ class Step:
         finally:
             pipeline.kill()
 
+    def side_by_side(self, *pipelines: Pipeline) -> None:
+        """Run pipelines at the same time (e.g. joined by named pipes rather than stdout) to
+        completion. When one fails, the others are killed (a reader of a FIFO whose writer died
+        before opening it would wait forever) and the first failure is raised."""
+        started: list[Pipeline] = []
+        try:
+            for pipeline in pipelines:
+                started.append(pipeline.start())
+            while True:
+                states = [pipeline.poll() for pipeline in started]
+                failed = next((p for p, state in zip(started, states, strict=True) if state is False), None)
+                if failed is not None:
+                    for other in started:
+                        if other is not failed:
+                            other.kill()
+                    failed.wait()  # raises its StepError
+                    raise StepError(self.name, "a tool failed")  # (wait() raised, unless it lost the race)
+                if all(state is True for state in states):
+                    for pipeline in started:
+                        pipeline.wait()
+                    return
+                time.sleep(0.1)
+        finally:
+            for pipeline in started:
+                pipeline.kill()
+
     def tool_versions(self) -> dict[str, str]:
         """Exact versions of every program this step has run so far (asked once per program)."""
         for name, argv0 in self.programs.items():
@@ -115,8 +145,35 @@ class Step:
 
     def record_versions(self) -> dict[str, str]:
         versions = self.tool_versions()
-        s3.write_json(self.staged(versions_key(self.name)), versions)
+        if self.shard_index == 0 or versions:  # children of one array job run the same tools
+            s3.write_json(self.staged(versions_key(self.name)), versions)
         return versions
+
+    def shard_plan(self, step: str | None = None) -> list[dict[str, Any]]:
+        """The entries of `shards/<step>.json` (default: this step's), written by an earlier step."""
+        uri = self.staged(shard_plan_key(step or self.name))
+        plan = s3.read_json(uri)
+        shards = plan.get("shards") if isinstance(plan, dict) else None
+        if not isinstance(shards, list) or not shards:
+            raise StepError(
+                uri, 'not a shard plan: expected {"shards": [entry, ...]} with at least one entry'
+            )
+        return shards
+
+    def my_shard(self) -> dict[str, Any]:
+        """This array child's entry of its step's shard plan."""
+        shards = self.shard_plan()
+        if self.shard_index >= len(shards):
+            raise StepError(
+                self.staged(shard_plan_key(self.name)),
+                f"array index {self.shard_index} but the plan has {len(shards)} shards",
+            )
+        entry = shards[self.shard_index]
+        if not isinstance(entry, dict):
+            raise StepError(
+                self.staged(shard_plan_key(self.name)), f"shard {self.shard_index} is not an object"
+            )
+        return entry
 
 
 def scratch_root() -> Path | None:
@@ -148,7 +205,9 @@ def execute(name: str, params: StepParams, body: Callable[[Step], None]) -> int:
         return 1
     _stop_on_sigterm(params.staging)
     try:
-        step = Step(name=name, params=params, scratch=scratch, threads=threads_available())
+        step = Step(
+            name=name, params=params, scratch=scratch, threads=threads_available(), shard_index=array_index()
+        )
         body(step)
         step.record_versions()
         return 0

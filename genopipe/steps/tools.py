@@ -120,6 +120,13 @@ class Pipeline:
             tool.subject or tool.program, f"{tool.program} failed ({how})" + (f": {tail}" if tail else "")
         )
 
+    def poll(self) -> bool | None:
+        """None while any process runs; else whether every one exited 0."""
+        codes = [proc.poll() for _, proc, _ in self._procs]
+        if any(code is None for code in codes):
+            return None if all(code in (None, 0) for code in codes) else False
+        return all(code == 0 for code in codes)
+
     def kill(self) -> None:
         for _, proc, _ in self._procs:
             if proc.poll() is None:

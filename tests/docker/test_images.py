@@ -15,9 +15,11 @@ pytestmark = [pytest.mark.docker]
 TOOLS = {
     "validate": ["pigz", "fold", "awk"],
     "reference": ["pigz", "bgzip", "samtools", "minimap2", "bwa"],
-    "qc": ["fastp"],
+    "qc": ["fastp", "seqkit"],
     "align": ["minimap2", "bwa", "samtools"],
+    "markdup": ["samtools"],
     "call": ["bcftools", "bgzip", "tabix"],
+    "concat": ["bcftools", "bgzip", "tabix"],
     "report": ["samtools", "bcftools", "multiqc"],
 }
 

@@ -21,7 +21,7 @@ from genopipe.local.demo import DEMO_LENGTH
 from genopipe.local.sample_run import EventWaiter, download_outputs, upload_sample
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
-from genopipe.pipeline import STEP_NAMES
+from genopipe.pipeline import STEP_NAMES, step
 from genopipe.s3uri import S3Uri
 from genopipe.truth.evaluate import evaluate
 from genopipe.truth.simulate import SimulatedSample, simulate_sample
@@ -241,3 +241,87 @@ def test_ebov_haploid_run_finds_all_truth_variants(tmp_path: Path) -> None:
     )
     assert evaluation.snp.truth + evaluation.indel.truth == 15
     assert evaluation.snp.fn == 0 and evaluation.indel.fn == 0, evaluation.summary()
+
+
+def records(vcf: Path) -> list[str]:
+    """The VCF's records (no header: it names the run's commands)."""
+    with gzip.open(vcf, "rt") as handle:
+        return [line for line in handle if not line.startswith("#")]
+
+
+def sharded_and_default_runs(
+    tmp_path: Path, r1: Path, r2: Path, reference: Path, sample: str, overrides: list[str], *extra: str
+) -> tuple[Path, Path]:
+    """The sample run twice on fresh local stacks, with and without the parameter overrides;
+    returns both output folders."""
+    outs = []
+    for name, parameters in (("default", []), ("sharded", ["--parameter-overrides", *overrides])):
+        out = tmp_path / name
+        inputs: list[str | Path] = [
+            "--r1",
+            r1,
+            "--r2",
+            r2,
+            "--reference",
+            reference,
+            "--sample",
+            sample,
+            *extra,
+        ]
+        result = run_cli(*inputs, "--out", out, *parameters)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1])["detail-type"] == "Sample Completed"
+        outs.append(out / sample)
+    return outs[0], outs[1]
+
+
+def expected_call_shards(regions: int) -> int:
+    """The call step runs one job per region group once it is scattered (the call-region planning)."""
+    return regions if step("call").scatter else 1
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not EBOV.is_dir(), reason=f"real data not present: {EBOV}")
+def test_ebov_in_4_align_shards_and_4_call_regions_gives_the_same_vcf_records(tmp_path: Path) -> None:
+    """Issue 13's done-when: AlignShardReadPairs=2500 (9,355 pairs, 9,308 after trimming: 4 shards)
+    and CallShardBases=5000 (18,959 bp: 4 regions)."""
+    default, sharded = sharded_and_default_runs(
+        tmp_path,
+        EBOV / "G5012.3_R1.fastq.gz",
+        EBOV / "G5012.3_R2.fastq.gz",
+        EBOV / "KJ660346.2.fasta",
+        "G5012.3",
+        ["AlignShardReadPairs=2500", "CallShardBases=5000"],
+        "--ploidy",
+        "1",
+    )
+    assert json.loads((default / "manifest.json").read_text())["shards"] == dict.fromkeys(STEP_NAMES, 1)
+    shards = json.loads((sharded / "manifest.json").read_text())["shards"]
+    assert shards == dict.fromkeys(STEP_NAMES, 1) | {"align": 4, "call": expected_call_shards(4)}
+    assert len(records(default / "G5012.3.vcf.gz")) >= 15
+    assert records(sharded / "G5012.3.vcf.gz") == records(default / "G5012.3.vcf.gz")
+
+
+def test_a_simulated_diploid_sample_in_4_shards_gives_the_same_vcf_records(
+    demo_sample: SimulatedSample, tmp_path: Path
+) -> None:
+    pairs_per_shard = -(-demo_sample.read_pairs // 4)  # ceil: fastp drops few simulated pairs
+    bases_per_region = -(-DEMO_LENGTH // 4)
+    default, sharded = sharded_and_default_runs(
+        tmp_path,
+        demo_sample.r1,
+        demo_sample.r2,
+        demo_sample.reference,
+        "demo",
+        [f"AlignShardReadPairs={pairs_per_shard}", f"CallShardBases={bases_per_region}"],
+    )
+    shards = json.loads((sharded / "manifest.json").read_text())["shards"]
+    assert shards == dict.fromkeys(STEP_NAMES, 1) | {"align": 4, "call": expected_call_shards(4)}
+    assert len(records(default / "demo.vcf.gz")) >= 100
+    assert records(sharded / "demo.vcf.gz") == records(default / "demo.vcf.gz")
+    # duplicates are marked across the shards: the same reads as in the one-shard BAM
+    flags = [
+        subprocess.run(["samtools", "flagstat", str(out / "demo.bam")], capture_output=True, text=True).stdout
+        for out in (default, sharded)
+    ]
+    assert flags[0] == flags[1]

@@ -52,13 +52,14 @@ def test_ebov_all_truth_variants_called_and_no_false_pass(bucket: str, tmp_path:
     staging = S3Uri(bucket, ".staging/ebov/")
     common = ["--sample", "G5012.3", "--reads", json.dumps([{"r1": str(r1), "r2": str(r2)}])]
     common += ["--reference", str(reference), "--staging", str(staging), "--ploidy", "1"]
-    for step in ("validate", "reference", "qc", "align"):
+    for step in ("validate", "reference", "qc", "align", "markdup"):
         assert main(["job", step, *common]) == 0, step
 
     truth = variants(DATA / "EBOV_G5012.3_vs_KJ660346.2.vcf.gz", pass_only=False)
     assert len(truth) == 15
     for caller in CALLERS:  # the last one's VCF stays in staging for the report
         assert main(["job", "call", *common, "--caller", caller]) == 0, caller
+        assert main(["job", "concat", *common, "--caller", caller]) == 0, caller
         called = s3.download(staging.join("G5012.3.vcf.gz"), tmp_path / f"{caller}.vcf.gz")
         passed = variants(called, pass_only=True)
         assert truth - passed == set(), f"{caller}: truth variants not called (PASS)"

@@ -141,20 +141,48 @@ def _batch_queue_and_definition() -> tuple[str, str]:
     return queue["jobQueueArn"], definition["jobDefinitionArn"]
 
 
+def _shard_plan(request: dict[str, Any], shards: int) -> None:
+    """What qc leaves for align: `shards/align.json` in the run's staging."""
+    uri = request["input"]["staging"] + "shards/align.json"
+    s3.write_json(uri, {"shards": [{"read_pairs": 1, "parts": []} for _ in range(shards)]})
+
+
 def test_submit_then_check_follow_the_batch_job(aws: Callable[[str], ModuleType]) -> None:
     queue, definition = _batch_queue_and_definition()
     request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    _shard_plan(request, 1)
     state = aws("submit_job").handler(request, CONTEXT)
     assert (
         state["status"] == "SUBMITTED"
         and state["wait_seconds"] == 10
         and state["job_name"] == "NA12878-align"
+        and state["shards"] == 1
     )
     (job,) = boto3.client("batch").describe_jobs(jobs=[state["job_id"]])["jobs"]
     assert job["parameters"]["reference"] == request["input"]["reference"]
-    assert json.loads(job["parameters"]["reads"])[0]["r1"].endswith("runs/run 1/NA12878_R1.fastq.gz")
+    assert "arrayProperties" not in job  # one shard: a plain job
+    reads = job["parameters"]["reads"]  # by reference: the submit Lambda staged the pinned lanes
+    assert reads == request["input"]["staging"] + "reads.json"
+    assert json.loads(s3.read_bytes(reads))[0]["r1"].endswith("runs/run 1/NA12878_R1.fastq.gz")
     checked = aws("check_job").handler(_event("check_job.json") | {"job_id": state["job_id"]}, CONTEXT)
     assert checked["status"] in {"SUBMITTED", "PENDING", "RUNNABLE"} and checked["wait_seconds"] == 20
+
+
+def test_submit_of_a_scattered_step_with_several_shards_is_an_array_job(
+    aws: Callable[[str], ModuleType],
+) -> None:
+    queue, definition = _batch_queue_and_definition()
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    _shard_plan(request, 3)
+    state = aws("submit_job").handler(request, CONTEXT)
+    assert state["shards"] == 3
+    (job,) = boto3.client("batch").describe_jobs(jobs=[state["job_id"]])["jobs"]
+    assert job["arrayProperties"]["size"] == 3
+    # a plain step ignores plans; a scattered one without its plan fails naming it
+    assert aws("submit_job").handler(request | {"step": "markdup"}, CONTEXT)["shards"] == 1
+    s3.delete([request["input"]["staging"] + "shards/align.json"])
+    with pytest.raises(Exception, match=r"shards/align\.json: no such object"):
+        aws("submit_job").handler(request | {"capacity": "on-demand", "replaces": state}, CONTEXT)
 
 
 @contextmanager
@@ -181,6 +209,7 @@ def test_log_keys_of_one_invocation_do_not_reach_the_next(
     queue, definition = _batch_queue_and_definition()
     submit, check, intake = aws("submit_job"), aws("check_job"), aws("intake")
     request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    _shard_plan(request, 1)
     state = submit.handler(request, CONTEXT)
     check.handler(_event("check_job.json") | {"job_id": state["job_id"]}, CONTEXT)
     boto3.client("s3").put_object(Bucket=INPUT, Key="runs/run 1/NA12878_R1.fastq.gz", Body=b"r1")
@@ -272,6 +301,7 @@ def test_a_retried_submit_creates_no_second_batch_job(aws: Callable[[str], Modul
     queue, definition = _batch_queue_and_definition()
     submit = aws("submit_job")
     request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "align"}
+    _shard_plan(request, 1)
     first = submit.handler(request, CONTEXT)
     again = submit.handler(json.loads(json.dumps(request)), CONTEXT)  # the state machine's retry
     assert again == first

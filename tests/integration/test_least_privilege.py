@@ -173,6 +173,15 @@ def submit_calls(ctx: Context) -> None:
         if item.get("job_id", {}).get("S") == first["job_id"]:
             dynamo.update_item(TableName=table, Key={"pk": item["pk"]}, UpdateExpression="REMOVE job_id")
     ctx.invoke("SubmitJobFunction", request)
+    # a scattered step: its array size is the length of the shard plan an earlier step staged
+    scattered = submit_request(ctx, unique("lp")) | {"step": "align"}
+    scattered["job_definition"] = ctx.resource("AlignJobDefinition")
+    plan = {"shards": [{"parts": []}, {"parts": []}]}
+    bucket, key = scattered["input"]["staging"].removeprefix("s3://").split("/", 1)
+    boto3.client("s3").put_object(
+        Bucket=bucket, Key=key + "shards/align.json", Body=json.dumps(plan).encode()
+    )
+    ctx.invoke("SubmitJobFunction", scattered)
 
 
 def check_calls(ctx: Context) -> None:
@@ -253,7 +262,7 @@ def state_machine_calls(ctx: Context) -> None:
 
 
 def job_calls(ctx: Context) -> None:
-    """validate, reference, qc and align on a tiny sample, as the job role, until one fails."""
+    """validate, reference, qc, align and markdup on a tiny sample, as the job role, until one fails."""
     enforcement = iam.active()
     assert enforcement is not None
     keys = enforcement.role(role_arn(ctx.roles["JobRole"]), "batch-job").environment()
@@ -276,7 +285,7 @@ def job_calls(ctx: Context) -> None:
     key = reference.split("/", 3)[3]
     boto3.client("s3").put_object(Bucket=REFERENCE_BUCKET, Key=key, Body=fasta.encode())
     env = {**os.environ, "AWS_SESSION_TOKEN": "", **keys, "GENOPIPE_THREADS": "1"}
-    for step in ("validate", "reference", "qc", "align"):
+    for step in ("validate", "reference", "qc", "align", "markdup"):
         argv = [GENOPIPE, "job", step, "--sample", sample, "--reads", json.dumps(reads)]
         argv += ["--reference", reference, "--staging", staging]
         if subprocess.run(argv, env=env, capture_output=True, timeout=300).returncode != 0:

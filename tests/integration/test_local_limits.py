@@ -4,6 +4,7 @@ versioned and have their lifecycle rules, as the template says."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -16,11 +17,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from genopipe.aws import s3
+from genopipe.contracts import InputObject, Lane, PipelineInput, SubmitRequest
+from genopipe.jobs.status import job_spec, pinned_reads, reads_uri
 from genopipe.local import limits
 from genopipe.local.batch import TIMED_OUT
 from genopipe.local.executors import OUT_OF_MEMORY, JobLaunch, NativeRunner
 from genopipe.local.server import free_port
 from genopipe.local.stack import LocalStack, StackOptions
+from genopipe.steps.cli import parse_params
 
 
 class AllocatingRunner(NativeRunner):
@@ -119,6 +123,109 @@ def test_submit_job_over_the_container_overrides_limit_is_rejected(stack: LocalS
             containerOverrides={"environment": environment},
         )
     assert "Container Overrides length must be at most 8192" in str(raised.value)
+
+
+def test_an_array_size_outside_two_to_ten_thousand_is_refused_as_aws_does(stack: LocalStack) -> None:
+    definition = job_definition(stack, "limits-array", memory_mib=64)
+    for size in (1, 10_001):
+        with pytest.raises(ClientError, match="Array properties size must be between 2 and 10000"):
+            boto3.client("batch").submit_job(
+                jobName="limits",
+                jobQueue=stack.deployment.outputs["OnDemandJobQueueArn"],
+                jobDefinition=definition,
+                parameters={"megabytes": "1", "seconds": "0"},
+                arrayProperties={"size": size},
+            )
+
+
+def test_array_children_run_with_their_index_and_a_failed_child_fails_the_parent(stack: LocalStack) -> None:
+    """moto 5.2.5 sets no AWS_BATCH_JOB_ARRAY_INDEX and never fails the parent: the seam does."""
+    definition = job_definition(stack, "limits-array-run", memory_mib=64)
+    batch = boto3.client("batch")
+    seen: list[str] = []
+    runner = stack.batch.runner
+    original = runner.argv
+
+    def argv(launch: JobLaunch) -> list[str]:
+        seen.append(launch.environment.get("AWS_BATCH_JOB_ARRAY_INDEX", "?"))
+        if launch.environment.get("AWS_BATCH_JOB_ARRAY_INDEX") == "2":
+            return [sys.executable, "-c", "import sys; sys.exit(3)"]
+        return original(launch)
+
+    runner.argv = argv  # type: ignore[method-assign]
+    try:
+        parent = batch.submit_job(
+            jobName="limits",
+            jobQueue=stack.deployment.outputs["OnDemandJobQueueArn"],
+            jobDefinition=definition,
+            parameters={"megabytes": "1", "seconds": "0"},
+            arrayProperties={"size": 3},
+        )["jobId"]
+        job = finished(parent)
+    finally:
+        runner.argv = original  # type: ignore[method-assign]
+    assert sorted(seen) == ["0", "1", "2"]
+    assert job["status"] == "FAILED" and job["arrayProperties"]["size"] == 3
+    assert job["statusReason"] == "Array Child Job failed: 1 of 3 children failed (index 2)"
+    children = batch.describe_jobs(jobs=[f"{parent}:{index}" for index in range(3)])["jobs"]
+    by_index = {child["arrayProperties"]["index"]: child for child in children}
+    assert [by_index[index]["status"] for index in range(3)] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+    assert by_index[2]["attempts"][-1]["container"]["exitCode"] == 3
+    # ListJobs by queue names the parent only (children are listed by arrayJobId), as on AWS
+    queue = stack.deployment.outputs["OnDemandJobQueueArn"]
+    listed = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": ["limits"]}])
+    assert parent in {job["jobId"] for job in listed["jobSummaryList"]}
+    assert not any(":" in job["jobId"] for job in listed["jobSummaryList"])
+    assert len(batch.list_jobs(arrayJobId=parent)["jobSummaryList"]) == 3
+
+
+def test_a_list_of_lanes_inline_breaks_the_overrides_limit_and_by_reference_fits(stack: LocalStack) -> None:
+    """Batch hands the job's command, parameters substituted, to ECS as an override (8 KiB): 300
+    lanes inline did not fit (~30 did); the submit Lambda's job spec passes reads.json's URI."""
+    lanes = [
+        Lane(
+            r1=f"s3://in/run/S1_S1_L{n:03d}_R1_001.fastq.gz", r2=f"s3://in/run/S1_S1_L{n:03d}_R2_001.fastq.gz"
+        )
+        for n in range(1, 301)
+    ]
+    pipeline = PipelineInput(
+        sample="S1",
+        reads=lanes,
+        reference="s3://r/g.fa",
+        staging="s3://out/.staging/S1-x/",
+        output_bucket="out",
+        inputs=[
+            InputObject(uri=str(uri), etag=f"e{i}")
+            for i, lane in enumerate(lanes)
+            for uri in (lane.r1, lane.r2)
+        ],
+        pipeline_version="0.1.0",
+    )
+    queue = stack.deployment.outputs["OnDemandJobQueueArn"]
+    definition = stack.deployment.resources["AlignJobDefinition"][1]
+    request = SubmitRequest(
+        step="align", capacity="on-demand", job_queue=queue, job_definition=definition, input=pipeline
+    )
+    spec = job_spec(request)
+    inline = {**spec.parameters, "reads": pinned_reads(pipeline).decode()}
+    batch = boto3.client("batch")
+    with pytest.raises(ClientError, match="exceeds the maximum job payload size"):
+        batch.submit_job(jobName=spec.job_name, jobQueue=queue, jobDefinition=definition, parameters=inline)
+    # 100 lanes fit the 30 KiB request, not the 8 KiB overrides
+    hundred = {**spec.parameters, "reads": json.dumps(json.loads(inline["reads"])[:100])}
+    with pytest.raises(ClientError, match="Container Overrides length must be at most 8192"):
+        batch.submit_job(jobName=spec.job_name, jobQueue=queue, jobDefinition=definition, parameters=hundred)
+    submitted = batch.submit_job(
+        jobName=spec.job_name, jobQueue=queue, jobDefinition=definition, parameters=spec.parameters
+    )
+    batch.terminate_job(jobId=submitted["jobId"], reason="test: submission accepted")
+    # a step reads the lanes back from the URI, each pinned to its admitted ETags
+    staging = f"s3://{stack.deployment.outputs['OutputBucketName']}/.staging/S1-x/"
+    s3.write_bytes(staging + "reads.json", pinned_reads(pipeline))
+    arguments = {**spec.parameters, "reads": staging + "reads.json", "staging": staging}
+    params = parse_params(argparse.Namespace(**arguments))
+    assert len(params.reads) == 300 and params.reads[299].r2_etag == "e299"
+    assert reads_uri(pipeline) == "s3://out/.staging/S1-x/reads.json" == spec.parameters["reads"]
 
 
 def test_a_state_payload_over_256_kb_fails_the_execution(stack: LocalStack) -> None:

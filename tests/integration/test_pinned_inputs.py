@@ -120,6 +120,7 @@ def test_the_manifest_records_the_etags_read_not_a_later_head(bucket: None, tmp_
     s3.write_bytes(fasta, b">c\nACGT\n")
     for name in STEP_NAMES:
         s3.write_json(STAGING.join(f"versions/{name}.json"), {"tool": "1"})
+    s3.write_json(STAGING.join("shards/align.json"), {"shards": [{"parts": []}, {"parts": []}]})
     params = StepParams(sample="S1", reads=[lane], reference=fasta, staging=STAGING)
     step = Step(name="report", params=params, scratch=tmp_path, threads=1)
     ref = ReferenceIndex(fasta=fasta, sha256="x", cache=fasta, bgzf=fasta, fai=fasta, gzi=fasta, mmi=fasta)
@@ -127,3 +128,5 @@ def test_the_manifest_records_the_etags_read_not_a_later_head(bucket: None, tmp_
     inputs = report.manifest(step, ref, {}, read)["inputs"]
     assert inputs[0] == {"uri": str(R1), "etag": lane.r1_etag, "size": len(fastq(1))}
     assert inputs[0]["etag"] != s3.head(R1).etag
+    # Batch jobs per step: the align shard plan's entries, one for the steps that are not scattered
+    assert report.manifest(step, ref, {}, read)["shards"]["align"] == 2

@@ -40,8 +40,10 @@ STEP_OUTPUTS = {
     "validate": ["validate.json"],
     "reference": ["reference.json"],
     "qc": ["qc/S1.fastp.json", "qc/S1.fastp.html", "trimmed/S1_L1_R1.fastq.gz", "trimmed/S1_L1_R2.fastq.gz"],
-    "align": ["S1.bam", "S1.bam.bai"],
+    "align": [],  # align/S1.<shard>.bam, one per array child
+    "markdup": ["S1.bam", "S1.bam.bai"],
     "call": ["S1.vcf.gz", "S1.vcf.gz.tbi"],
+    "concat": [],
     "report": ["qc/S1.samtools.stats", "qc/multiqc_report.html", "manifest.json"],
 }
 SUMMARY = {
@@ -59,19 +61,28 @@ class ScriptedRunner:
     """Stands in for a job image: writes the step's staging outputs, or fails like a step does."""
 
     failing_step: str | None = None
+    failing_index: int | None = None  # only this array child of the failing step fails
+    align_shards: int = 1  # the shard plan qc writes
     launches: list[JobLaunch] = field(default_factory=list)
+    reads: dict[str, Any] = field(default_factory=dict)  # step -> the lanes its reads.json held
 
     def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
         self.launches.append(launch)
         step, args = launch.command[0], launch.command[1:]
         staging = args[args.index("--staging") + 1]
+        self.reads[step] = json.loads(s3.read_bytes(args[args.index("--reads") + 1]))
+        index = int(launch.environment.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
         if cancel.wait(0.1):  # a Spot reclaim ended this attempt
             return 137
-        if step == self.failing_step:
+        if step == self.failing_step and self.failing_index in (None, index):
             log(f"genopipe {step}: s3://in/S1_R1.fastq.gz: record 7: sequence and quality lengths differ")
             return 1
         for key in STEP_OUTPUTS[step]:
             s3.write_bytes(staging + key, f"{step} output {key}".encode())
+        if step == "qc":
+            s3.write_json(staging + "shards/align.json", {"shards": [{"parts": []}] * self.align_shards})
+        if step == "align":
+            s3.write_bytes(staging + f"align/S1.{index:04d}.bam", b"shard")
         if step == "report":
             s3.write_json(staging + "summary.json", SUMMARY)
         return 0
@@ -137,7 +148,8 @@ def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         waits.uninstall()
         async_invoke.uninstall()
         LambdaFunction._invoke_lambda = original_invoke  # type: ignore[method-assign]
-        Job.run = original_run  # type: ignore[method-assign]
+        LocalBatch.uninstall()
+        assert Job.run is original_run
 
 
 def _drop_sample(stack: Stack) -> str:
@@ -174,10 +186,12 @@ def test_happy_path_promotes_outputs_and_announces_completion(stack: Stack) -> N
     launched = [launch.command[0] for launch in stack.runner.launches]
     # reference runs side by side with validate -> qc (the Prepare state's branches)
     assert sorted(launched[:3]) == ["qc", "reference", "validate"]
-    assert launched[3:] == ["align", "call", "report"]
+    assert launched[3:] == ["align", "markdup", "call", "concat", "report"]
     assert launched.index("validate") < launched.index("qc")
     first = next(launch for launch in stack.runner.launches if launch.command[0] == "validate")
-    reads = json.loads(first.command[first.command.index("--reads") + 1])
+    reads_uri = first.command[first.command.index("--reads") + 1]  # the lanes travel by reference
+    assert reads_uri.endswith("/reads.json")
+    reads = stack.runner.reads["validate"]
     assert reads[0]["r1"].endswith("/runs/run 1/S1_R1.fastq.gz")  # the URL-encoded key was decoded
     assert reads[0]["r1_etag"] and reads[0]["r2_etag"]  # pinned to the admitted bytes (issue 15, case 2)
     assert first.command[first.command.index("--reference") + 1] == REFERENCE
@@ -468,3 +482,74 @@ def test_a_publish_that_fails_keeps_the_staged_results_and_can_be_rerun(
     assert "runs/run 1/S1/S1.vcf.gz" in keys and not any(k.startswith(".staging/") for k in keys)
     (completed,) = stack.events()
     assert completed["detail-type"] == "Sample Completed" and completed["detail"]["execution_arn"] == arn
+
+
+class ReclaimChild(SpotReclaims):
+    """Reclaims the first `count` attempts of one child of one step's array job."""
+
+    def __init__(self, step: str, index: int, count: int) -> None:
+        super().__init__(0.0, 0)
+        self.name, self.left = f"-{step}:{index}", count
+
+    def plan(self, job_name: str, attempt: int) -> tuple[float, str] | None:
+        if job_name.endswith(self.name) and self.left > 0:
+            self.left -= 1
+            return 0.02, "i-0123456789abcdef0"
+        return None
+
+
+def _align_job(arn: str) -> dict[str, Any]:
+    """The align job state the state machine carried into NotifySuccess / NotifyFailure."""
+    for event in reversed(_history(arn)):
+        details = event.get("stateEnteredEventDetails", {})
+        if details.get("name") in {"NotifySuccess", "NotifyFailure"}:
+            return dict(json.loads(details["input"])["jobs"]["align"])
+    raise AssertionError("no Notify state entered")
+
+
+def test_a_scattered_step_runs_one_array_child_per_shard_of_its_plan(stack: Stack) -> None:
+    stack.runner.align_shards = 3
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    aligns = [launch for launch in stack.runner.launches if launch.command[0] == "align"]
+    assert sorted(launch.environment["AWS_BATCH_JOB_ARRAY_INDEX"] for launch in aligns) == ["0", "1", "2"]
+    others = [launch for launch in stack.runner.launches if launch.command[0] != "align"]
+    assert all("AWS_BATCH_JOB_ARRAY_INDEX" not in launch.environment for launch in others)
+    job = _align_job(arn)
+    assert job["shards"] == 3 and job["status"] == "SUCCEEDED"
+    assert len(job["attempts"]) == 3  # every child's attempt is counted (the cost)
+    (parent,) = boto3.client("batch").describe_jobs(jobs=[job["job_id"]])["jobs"]
+    assert parent["status"] == "SUCCEEDED" and parent["arrayProperties"]["size"] == 3
+
+
+def test_a_failed_shard_fails_the_array_job_naming_the_shard(stack: Stack) -> None:
+    stack.runner.align_shards, stack.runner.failing_step, stack.runner.failing_index = 3, "align", 1
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "FAILED"
+    assert "markdup" not in [launch.command[0] for launch in stack.runner.launches]
+    (event,) = stack.events()
+    error = event["detail"]["error"]
+    assert error["step"] == "align" and error["type"] == "JobFailed"
+    assert error["message"].startswith("shard 1 of 3: align job S1-align")
+    assert "exit code 1" in error["message"] and "record 7" in error["message"]  # the shard's log tail
+    job = _align_job(arn)
+    (parent,) = boto3.client("batch").describe_jobs(jobs=[job["job_id"]])["jobs"]
+    # AWS marks the parent FAILED once every child has ended (moto never does)
+    assert parent["status"] == "FAILED" and "index 1" in parent["statusReason"]
+
+
+def test_a_reclaimed_shard_resubmits_the_array_on_demand(stack: Stack) -> None:
+    stack.runner.align_shards = 2
+    stack.batch.reclaims = ReclaimChild("align", 1, 3)  # Batch's 3 Spot attempts of child 1
+    arn = _drop_sample(stack)
+    assert _wait(arn)["status"] == "SUCCEEDED"
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in _history(arn) if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("SubmitAlignOnDemand") == 1
+    job = _align_job(arn)
+    assert job["capacity"] == "on-demand" and job["shards"] == 2
+    (spot,) = job["earlier"]
+    assert len(spot["attempts"]) == 4  # child 0 once, child 1 three times: all counted
+    (event,) = stack.events()
+    assert event["detail"]["cost"]["on_demand_vcpu_hours"] > 0

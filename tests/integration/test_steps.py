@@ -272,3 +272,76 @@ def test_reference_problems_name_the_fasta(
     assert len(err) == 1
     assert err[0].startswith(f"genopipe reference: s3://{INPUT}/refs/broken.fa: samtools failed")
     assert not s3.exists(staging.join("reference.json"))
+
+
+def test_two_lanes_in_align_shards_give_the_one_shard_bam(
+    buckets: None,
+    simulated: SimulatedSample,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """qc cuts each lane into parts of exactly the shard size and packs them; the align children
+    (AWS_BATCH_JOB_ARRAY_INDEX) and markdup give the BAM records of the one-shard run."""
+    r1s, r2s = split_lanes(simulated.r1, tmp_path, 1), split_lanes(simulated.r2, tmp_path, 2)
+    reads = []
+    for lane, (r1, r2) in enumerate(zip(r1s, r2s, strict=True), start=1):
+        uris = S3Uri(INPUT, f"shards/s_L{lane}_R1.fastq.gz"), S3Uri(INPUT, f"shards/s_L{lane}_R2.fastq.gz")
+        s3.upload(r1, uris[0])
+        s3.upload(r2, uris[1])
+        reads.append({"r1": str(uris[0]), "r2": str(uris[1])})
+    reference = S3Uri(INPUT, "refs/shards.fa")
+    s3.upload(simulated.reference, reference)
+    size = -(-simulated.read_pairs // 5)  # each lane (half the pairs) is cut into 3 parts: 2 full, 1 small
+    bams = []
+    for name, shard_pairs in (("one", "10000000"), ("many", str(size))):
+        staging = S3Uri(OUTPUT, f".staging/{name}/")
+        for step in ("validate", "reference", "qc"):
+            assert (
+                job(step, "s", reads, reference, staging, **{"align-shard-read-pairs": shard_pairs}) == 0
+            ), step
+        plan = s3.read_json(staging.join("shards/align.json"))
+        for index in range(len(plan["shards"])):
+            monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", str(index))
+            assert job("align", "s", reads, reference, staging) == 0, capsys.readouterr().err
+        monkeypatch.delenv("AWS_BATCH_JOB_ARRAY_INDEX")
+        assert job("markdup", "s", reads, reference, staging) == 0, capsys.readouterr().err
+        bams.append(s3.download(staging.join("s.bam"), tmp_path / f"{name}.bam"))
+        if name == "many":
+            shards = plan["shards"]
+            parts = [[(p["lane"], p["read_pairs"]) for p in shard["parts"]] for shard in shards]
+            trimmed = sum(p["read_pairs"] for shard in shards for p in shard["parts"])
+            assert all(shard["read_pairs"] <= size for shard in shards)
+            assert [p for shard in parts for p in shard if p[1] == size] == [
+                (1, size),
+                (1, size),
+                (2, size),
+                (2, size),
+            ]
+            assert len(shards) == 5 and parts[-1][0][0] == 1 and parts[-1][-1][0] == 2, (
+                parts
+            )  # the rests packed
+            assert trimmed <= simulated.read_pairs
+            # a resubmitted child whose shard BAM is staged exits at once
+            monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "0")
+            started = time.perf_counter()
+            assert job("align", "s", reads, reference, staging) == 0
+            assert "is already staged" in capsys.readouterr().err and time.perf_counter() - started < 5
+            monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "5")
+            assert job("align", "s", reads, reference, staging) == 1
+            assert "array index 5 but the plan has 5 shards" in capsys.readouterr().err
+
+    def view(bam: Path) -> list[str]:
+        out = subprocess.run(
+            ["samtools", "view", str(bam)], capture_output=True, text=True, check=True
+        ).stdout
+        return sorted(out.splitlines())
+
+    assert view(bams[0]) == view(bams[1])
+    header = subprocess.run(
+        ["samtools", "view", "-H", str(bams[1])], capture_output=True, text=True, check=True
+    )
+    assert sorted(line for line in header.stdout.splitlines() if line.startswith("@RG")) == [
+        "@RG\tID:s.L1\tSM:s\tLB:s\tPL:ILLUMINA",
+        "@RG\tID:s.L2\tSM:s\tLB:s\tPL:ILLUMINA",
+    ]

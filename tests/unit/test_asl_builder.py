@@ -65,31 +65,31 @@ def test_check_fails_with_a_message_when_the_file_differs(
 def test_the_lambda_retry_is_one_definition_used_by_every_task(build: ModuleType) -> None:
     text = ASL.read_text()
     tasks = text.count('"Type": "Task"')
-    assert tasks == 20  # six steps x (Submit, Check, SubmitOnDemand) + NotifySuccess + NotifyFailure
+    assert tasks == 26  # eight steps x (Submit, Check, SubmitOnDemand) + NotifySuccess + NotifyFailure
     assert text.count('"Lambda.TooManyRequestsException"') == tasks
     states = json.loads(text)["States"]
     job_retry = [*build.LAMBDA_RETRY, build.JOB_LAMBDA_RETRY]
     assert states["SubmitAlign"]["Retry"] == states["CheckAlign"]["Retry"] == job_retry
     assert states["NotifySuccess"]["Retry"] == list(build.LAMBDA_RETRY)
     # the job Lambdas' errors of the moment are retried before the Catch sends the sample to fail
-    assert text.count('"AwsUnavailable"') == 18  # six steps x (Submit, Check, SubmitOnDemand)
+    assert text.count('"AwsUnavailable"') == 24  # eight steps x (Submit, Check, SubmitOnDemand)
 
 
-def test_a_step_added_after_call_gets_its_states_chained_between_call_and_report(
+def test_a_step_added_after_concat_gets_its_states_chained_between_concat_and_report(
     build: ModuleType,
 ) -> None:
-    asl: dict[str, Any] = build.build((*STEPS, ANNOTATE), with_stage_after(PLAN, "call", "annotate"))
+    asl: dict[str, Any] = build.build((*STEPS, ANNOTATE), with_stage_after(PLAN, "concat", "annotate"))
     states = asl["States"]
 
     assert {"SubmitAnnotate", "WaitAnnotate", "CheckAnnotate", "AnnotateStatus"} <= states.keys()
     assert {"SubmitAnnotateOnDemand", "AnnotateFailed"} <= states.keys()
-    success, reclaimed = states["CallStatus"]["Choices"]
+    success, reclaimed = states["ConcatStatus"]["Choices"]
     assert success == {
-        "Variable": "$.jobs.call.status",
+        "Variable": "$.jobs.concat.status",
         "StringEquals": "SUCCEEDED",
         "Next": "SubmitAnnotate",
     }
-    assert reclaimed["Next"] == "SubmitCallOnDemand"
+    assert reclaimed["Next"] == "SubmitConcatOnDemand"
 
     submit = states["SubmitAnnotate"]
     assert submit["Parameters"]["step"] == "annotate"
@@ -113,10 +113,10 @@ def test_a_step_added_after_call_gets_its_states_chained_between_call_and_report
     assert states["SubmitAnnotateOnDemand"]["Next"] == "WaitAnnotate"
     assert states["AnnotateFailed"]["Parameters"]["step"] == "annotate"
     assert states["AnnotateFailed"]["Next"] == "NotifyFailure"
-    assert "-> call -> annotate -> report -> notify." in asl["Comment"]
+    assert "-> concat -> annotate -> report -> notify." in asl["Comment"]
     # the states of a new step sit between those of the steps around it, as a reader expects
     order = list(states)
-    assert order.index("CallFailed") < order.index("SubmitAnnotate") < order.index("SubmitReport")
+    assert order.index("ConcatFailed") < order.index("SubmitAnnotate") < order.index("SubmitReport")
 
 
 def test_a_step_added_to_a_branch_runs_inside_it_and_is_folded_into_jobs(build: ModuleType) -> None:

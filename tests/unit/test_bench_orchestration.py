@@ -17,7 +17,9 @@ ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
 
 
 def test_steps_are_read_from_the_state_machine_in_order() -> None:
-    assert orchestration.steps_in(ASL) == ["validate", "qc", "reference", "align", "call", "report"]
+    assert orchestration.steps_in(ASL) == [
+        "validate", "qc", "reference", "align", "markdup", "call", "concat", "report"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("seconds", [5, 60, 600, 3600, 6 * 3600, 24 * 3600])

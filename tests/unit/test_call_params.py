@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pytest
 
 from genopipe.s3uri import S3Uri
 from genopipe.steps import cli
-from genopipe.steps.runner import Step
+from genopipe.steps.runner import array_index
 from genopipe.steps.tools import StepError
 
 COMMON = ["call", "--sample", "S1", "--reads", '[{"r1": "s3://b/a_R1.fq.gz", "r2": "s3://b/a_R2.fq.gz"}]',
@@ -38,12 +37,11 @@ def test_options_are_read_and_checked(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err.startswith("genopipe call: --call-shard-bases: ")
 
 
-def test_shard_index_is_the_batch_array_index(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    step = Step(name="call", params=cli.parse_params(parse()), scratch=tmp_path, threads=1)
+def test_shard_index_is_the_batch_array_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_BATCH_JOB_ARRAY_INDEX", raising=False)
-    assert step.shard_index == 0
+    assert array_index() == 0
     monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "7")
-    assert step.shard_index == 7
+    assert array_index() == 7
     monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "x")
     with pytest.raises(StepError, match="not a whole number"):
-        _ = step.shard_index
+        array_index()

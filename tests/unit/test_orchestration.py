@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +21,16 @@ from genopipe.contracts import (
 )
 from genopipe.intake.plan import IntakeSettings, execution_name, plan
 from genopipe.jobs.backoff import PollingPolicy
-from genopipe.jobs.status import DescribedJob, JobFailed, advance, job_spec, submitted
+from genopipe.jobs.status import (
+    DescribedJob,
+    JobFailed,
+    advance,
+    job_spec,
+    pinned_reads,
+    reads_uri,
+    shard_count,
+    submitted,
+)
 from genopipe.notify.announce import PromotionError, announce, describe_failure
 from genopipe.notify.cost import Prices, estimate
 from genopipe.steps.params import StepParams
@@ -93,6 +103,27 @@ def test_caller_comes_from_the_sheet_else_the_stack_and_names_a_new_execution() 
     assert plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), stack).requests[0].name == chosen.name
 
 
+def test_the_stacks_sharding_is_pinned_in_the_input_and_a_bed_of_intervals_names_a_new_run() -> None:
+    files = {"s3://in/r/A_1.fq.gz": ("e1", b""), "s3://in/r/A_2.fq.gz": ("e2", b"")}
+    default = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), SETTINGS).requests[0]
+    assert (default.input.align_shard_read_pairs, default.input.call_shard_bases) == (10_000_000, 100_000_000)
+    assert (default.input.max_shards, default.input.intervals) == (100, "")
+    sharded = replace(SETTINGS, align_shard_read_pairs=2500, call_shard_bases=5000, max_shards=8)
+    small = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), sharded).requests[0]
+    assert (small.input.align_shard_read_pairs, small.input.call_shard_bases, small.input.max_shards) == (
+        2500,
+        5000,
+        8,
+    )
+    assert small.name == default.name, "shard sizes do not change the calls"
+    exome = replace(SETTINGS, intervals="s3://ref/exome.bed")
+    targeted = plan("in", "r/A_2.fq.gz", MemoryInputStore(dict(files)), exome).requests[0]
+    assert targeted.input.intervals == "s3://ref/exome.bed" and targeted.name != default.name
+    sheet = "sample,fastq_1,fastq_2,intervals\nA,A_1.fq.gz,A_2.fq.gz,s3://ref/panel.bed\n"
+    store = MemoryInputStore({**files, "s3://in/r/samplesheet.csv": ("es", sheet.encode())})
+    assert plan("in", "r/samplesheet.csv", store, exome).requests[0].input.intervals == "s3://ref/panel.bed"
+
+
 def _request(capacity: str = "spot", replaces: JobState | None = None) -> SubmitRequest:
     pipeline = PipelineInput(
         sample="S1",
@@ -120,9 +151,26 @@ def test_job_spec_fills_the_internals_parameters() -> None:
     assert spec.job_name == "S1-align"
     assert spec.parameters["ploidy"] == "2" and spec.parameters["aligner"] == "minimap2"
     assert spec.parameters["caller"] == "bcftools"
-    assert json.loads(spec.parameters["reads"]) == [
+    # the lanes go by reference: the URI of the reads.json the submit Lambda stages
+    assert spec.parameters["reads"] == reads_uri(_request().input) == _request().input.staging + "reads.json"
+    assert json.loads(pinned_reads(_request().input)) == [
         {"r1": "s3://in/S1_R1.fastq.gz", "r2": "s3://in/S1_R2.fastq.gz"}
     ]
+    assert spec.parameters["align_shard_read_pairs"] == "10000000"
+    assert spec.parameters["call_shard_bases"] == "100000000"
+    assert spec.parameters["max_shards"] == "100" and spec.parameters["intervals"] == "none"
+    assert spec.array_size is None  # one shard: a plain job
+
+
+def test_job_spec_of_several_shards_is_an_array_job_of_two_to_ten_thousand() -> None:
+    assert job_spec(_request(), shards=4).array_size == 4
+    assert job_spec(_request(), shards=1).array_size is None
+    assert job_spec(_request(), shards=10_000).array_size == 10_000
+    with pytest.raises(ValueError, match="at most 10000"):
+        job_spec(_request(), shards=10_001)
+    with pytest.raises(ValueError, match="not a shard plan"):
+        shard_count({"shards": []}, "s3://o/s/shards/align.json")
+    assert shard_count({"shards": [{}, {}, {}]}, "plan") == 3
 
 
 def test_job_spec_pins_every_lane_to_its_admitted_etags() -> None:
@@ -135,17 +183,18 @@ def test_job_spec_pins_every_lane_to_its_admitted_etags() -> None:
             ]
         }
     )
-    spec = job_spec(request.model_copy(update={"input": pinned}))
-    (lane,) = json.loads(spec.parameters["reads"])
+    reads = pinned_reads(pinned).decode()
+    (lane,) = json.loads(reads)
     assert lane == {
         "r1": "s3://in/S1_R1.fastq.gz",
         "r2": "s3://in/S1_R2.fastq.gz",
         "r1_etag": "e1",
         "r2_etag": "e2",
     }
-    assert StepParams(
-        sample="S1", reads=spec.parameters["reads"], reference="s3://r/g.fa", staging="s3://o/s/"
-    ).reads[0] == Lane(r1="s3://in/S1_R1.fastq.gz", r2="s3://in/S1_R2.fastq.gz", r1_etag="e1", r2_etag="e2")
+    params = StepParams(sample="S1", reads=reads, reference="s3://r/g.fa", staging="s3://o/s/")
+    assert params.reads[0] == Lane(
+        r1="s3://in/S1_R1.fastq.gz", r2="s3://in/S1_R2.fastq.gz", r1_etag="e1", r2_etag="e2"
+    )
 
 
 def _described(
@@ -336,3 +385,67 @@ def test_a_failed_publish_keeps_staging_and_says_how_to_publish_again() -> None:
         in error.message
     )
     assert "`genopipe publish arn:x` publishes them again" in error.message
+
+
+def _child(index: int, status: str, reason: str | None = None, exit_code: int | None = None) -> DescribedJob:
+    attempt: dict[str, Any] = {"startedAt": 0, "stoppedAt": 60_000, "statusReason": reason}
+    attempt["container"] = {"logStreamName": f"genopipe-align/default/t{index}"}
+    if exit_code is not None:
+        attempt["container"]["exitCode"] = exit_code
+    return DescribedJob.model_validate(
+        {
+            "jobId": f"j1:{index}",
+            "jobName": "S1-align",
+            "status": status,
+            "statusReason": reason,
+            "attempts": [attempt],
+            "arrayProperties": {"index": index},
+            "container": {"resourceRequirements": [{"type": "VCPU", "value": "8"}]},
+        }
+    )
+
+
+def _parent(status: str, size: int) -> DescribedJob:
+    return DescribedJob.model_validate(
+        {"jobId": "j1", "jobName": "S1-align", "status": status, "arrayProperties": {"size": size}}
+    )
+
+
+def test_an_array_job_is_followed_by_its_parent_and_costed_by_every_child() -> None:
+    state = submitted(_request(), job_spec(_request(), shards=3), "j1", POLICY)
+    assert state.shards == 3
+    running = advance(state, _parent("RUNNING", 3), POLICY)  # no children read while it runs
+    assert running.status == "RUNNING" and running.attempts == []
+    children = [_child(index, "SUCCEEDED") for index in range(3)]
+    done = advance(running, _parent("SUCCEEDED", 3), POLICY, children=children)
+    assert done.status == "SUCCEEDED" and done.vcpus == 8 and len(done.attempts) == 3
+    cost = estimate(done.usage(), Prices(spot_per_vcpu_hour=0.01, on_demand_per_vcpu_hour=0.04))
+    assert cost.spot_vcpu_hours == round(3 * 8 * 60 / 3600, 6)  # three children of 8 vCPUs, 1 minute each
+
+
+RECLAIMED = "Host EC2 (instance i-0abc) terminated."
+
+
+def test_an_array_job_is_reclaimed_only_when_every_failed_shard_was_reclaimed() -> None:
+    state = submitted(_request(), job_spec(_request(), shards=3), "j1", POLICY)
+    children = [_child(0, "SUCCEEDED"), _child(1, "FAILED", RECLAIMED), _child(2, "SUCCEEDED")]
+    reclaimed = advance(state, _parent("FAILED", 3), POLICY, children=children)
+    assert reclaimed.status == "RECLAIMED" and len(reclaimed.attempts) == 3
+    children[2] = _child(2, "FAILED", "Essential container in task exited", exit_code=1)
+    tails = {"genopipe-align/default/t2": ["genopipe align: s3://b/L1_R1.fastq.gz: minimap2 failed (exit 1)"]}
+    with pytest.raises(JobFailed) as caught:
+        advance(state, _parent("FAILED", 3), POLICY, lambda stream: tails.get(stream, []), children)
+    message = str(caught.value)
+    assert message.startswith("shard 2 of 3: align job S1-align (j1:2) failed on spot capacity")
+    assert "exit code 1" in message and "minimap2 failed (exit 1)" in message
+    assert message.endswith("(1 more shards failed)")
+
+
+def test_the_job_states_of_the_largest_arrays_fit_the_state_machines_payload() -> None:
+    """MaxShards <= 500 (template.yaml): align and call at 500 children, each rerun On-Demand once."""
+    state = submitted(_request(), job_spec(_request(), shards=500), "j" * 36, POLICY)
+    children = [_child(index, "SUCCEEDED") for index in range(500)]
+    done = advance(state, _parent("SUCCEEDED", 500), POLICY, children=children)
+    rerun = done.model_copy(update={"earlier": done.usage()})
+    assert len(rerun.model_dump_json()) * 2 < 200_000  # of 256 KB, leaving room for the rest
+    assert JobState.model_validate_json(rerun.model_dump_json()) == rerun

@@ -180,3 +180,18 @@ def test_samplesheet_errors_name_file_and_row(text: str, message: str) -> None:
         parse_samplesheet(text, SHEET)
     assert str(caught.value).startswith(SHEET + ": ")
     assert message in str(caught.value)
+
+
+def test_samplesheet_intervals_column_is_a_bed_per_sample() -> None:
+    text = (
+        "sample,fastq_1,fastq_2,intervals\nA,A_1.fq.gz,A_2.fq.gz,targets/exome.bed\nB,B_1.fq.gz,B_2.fq.gz,\n"
+    )
+    sheet = parse_samplesheet(text, "s3://in/run/samplesheet.csv")
+    assert [s.intervals for s in sheet.samples] == ["s3://in/run/targets/exome.bed", None]
+    with pytest.raises(SamplesheetError, match=r"row 2: intervals 'exome\.txt' does not end in \.bed"):
+        parse_samplesheet(
+            "sample,fastq_1,fastq_2,intervals\nA,A_1.fq.gz,A_2.fq.gz,exome.txt\n", "s3://in/s.csv"
+        )
+    two = "sample,fastq_1,fastq_2,intervals\nA,A_1.fq.gz,A_2.fq.gz,a.bed\nA,A_3.fq.gz,A_4.fq.gz,b.bed\n"
+    with pytest.raises(SamplesheetError, match=r"row 3: intervals s3://in/b\.bed differs from an earlier"):
+        parse_samplesheet(two, "s3://in/s.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -150,4 +151,27 @@ def test_a_scratch_that_is_not_there_is_one_line_naming_it(
     assert capsys.readouterr().err.strip() == (
         f"genopipe qc: GENOPIPE_SCRATCH={tmp_path / 'not-mounted'}: "
         "cannot make a scratch directory there: No such file or directory"
+    )
+
+
+def test_side_by_side_pipelines_joined_by_a_fifo_stream_and_a_failure_never_hangs(tmp_path: Path) -> None:
+    step = Step(name="qc", params=params(), scratch=tmp_path, threads=1)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.txt"
+    writer = ["sh", "-c", f"printf 'a\\nb\\n' > {fifo}"]
+    step.side_by_side(step.pipeline(["cat", str(fifo)], stdout=out), step.pipeline(writer))
+    assert out.read_text() == "a\nb\n"
+    # the writer dies before it opens the FIFO: the reader would wait on open() forever
+    started = time.monotonic()
+    with pytest.raises(StepError) as raised:
+        step.side_by_side(
+            step.pipeline(["cat", str(fifo)]),
+            step.pipeline(Tool(["sh", "-c", "echo no input >&2; exit 3"], "R1")),
+        )
+    assert time.monotonic() - started < 5
+    assert (
+        raised.value.subject == "R1"
+        and "exit 3" in raised.value.problem
+        and "no input" in raised.value.problem
     )

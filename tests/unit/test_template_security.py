@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from genopipe.local.template import load, translate
+from genopipe.pipeline import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -144,7 +145,7 @@ def test_managed_policies_are_the_expected_few(cfn: dict[str, Any]) -> None:
 
 def test_job_definitions_are_not_privileged_and_not_root(sam: dict[str, Any]) -> None:
     definitions = resources(sam, "AWS::Batch::JobDefinition")
-    assert len(definitions) == 6
+    assert len(definitions) == len(STEPS)
     for name, properties in definitions.items():
         container = properties["ContainerProperties"]
         assert container.get("Privileged", False) is False, name
