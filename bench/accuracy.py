@@ -24,6 +24,12 @@ step is run again with each other caller (`genopipe job call --caller ...`, time
 callers see the same BAM. Per caller: the filter sets below, the haplotype-aware figures of
 genopipe.truth.evaluate, and the default filters' false calls and misses sorted into error classes
 (homopolymer, tandem repeat, near another variant, low depth, no truth record within 1 kb).
+Call-option sets: the bcftools chain's BAM is called again with the step's `bcftools mpileup`
+options changed one at a time (`CALL_OPTION_SETS`: options bcftools 1.16 documents for indels and
+mis-mapped reads), with the step's filters; they compete with the filter sets in `recommend()`.
+On HG002 every caller's default VCF and the call-option sets are also scored up to the truth's last
+record (`within_truth_extent`): the truth has no record in the window's last 2.4 kb, where the
+callers make ~30 confident calls (see BENCHMARKS.md).
 The default caller and filter set are picked by `recommend()` (its rule is in the JSON).
 
 Accuracy: `genopipe.truth.evaluate` (bcftools norm -m -any -a on both sides, PASS calls with a
@@ -94,9 +100,31 @@ FILTER_SETS: dict[str, FilterChanges] = {
     "IndelGap 10 (bcftools howto)": {"IndelGap": 10},
     "no strand/placement bias": {"StrandBias": None, "PlacementBias": None},
     "+ QUAL/AO<10 (freebayes author)": {"LowQual": "QUAL < 1 || QUAL / INFO/AO < 10"},
+    # the two bias tests only where they can be significant: all of AO alternate reads on one
+    # strand has p = 2 x 0.5^AO (< 0.01 from AO = 8); at most one on a side p = 2 (AO + 1) / 2^AO
+    # (< 0.01 from AO = 12)
+    "bias tests where p < 0.01 (AO >= 8 / 12)": {
+        "StrandBias": "INFO/AO >= 8 && (INFO/SAF = 0 || INFO/SAR = 0)",
+        "PlacementBias": "INFO/AO >= 12 && (INFO/RPL <= 1 || INFO/RPR <= 1)"},
 }  # fmt: skip
 GAP_FILTERS = {"SnpGap": call.SNP_GAP, "IndelGap": None}
 QUAL_SWEEP = (0, 3, 5, 10, 15, 20, 30, 50)
+
+# Call-option sets (bcftools only): the call step's `bcftools mpileup` options (call.mpileup_options)
+# with one changed, re-called on the chain's own BAM (mpileup | call | norm, as the step) and then
+# filtered with the step's soft filters. Each is an option bcftools 1.16 documents for indels or
+# mis-mapped reads; name -> (options removed with their value, options added).
+CALL_OPTION_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "mpileup without -C 50 (before)": (("-C",), ()),
+    "mpileup -C 60": (("-C",), ("-C", "60")),
+    "mpileup -D (BAQ everywhere)": ((), ("-D",)),
+    "mpileup -m 3 (indel reads)": ((), ("-m", "3")),
+    "mpileup -F 0.2 (indel fraction)": ((), ("-F", "0.2")),
+    "mpileup --indel-bias 0.75": ((), ("--indel-bias", "0.75")),
+    "mpileup --indel-size 500": ((), ("--indel-size", "500")),
+    "mpileup --ambig-reads incAD0": ((), ("--ambig-reads", "incAD0")),
+    "mpileup -h 100 (tandem-qual)": ((), ("-h", "100")),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +515,77 @@ def _depth(bam: Path, allele: Allele) -> int:
     return int(fields[2]) if len(fields) >= 3 else 0
 
 
+def call_options(name: str) -> list[str]:
+    """The call step's mpileup options changed as call-option set `name` says."""
+    removed, added = CALL_OPTION_SETS[name]
+    options, out = call.mpileup_options(), []
+    skip = False
+    for option in options:
+        if skip:
+            skip = False
+        elif option in removed:
+            skip = True  # the option's value goes with it
+        else:
+            out.append(option)
+    return out + list(added)
+
+
+def recall_bcftools(run: ChainRun, dataset: Dataset, name: str, work: Path) -> Path:
+    """The chain's BAM called again by bcftools with call-option set `name`, the step's filters
+    applied (a VCF in `work`)."""
+    assert run.bam is not None
+    folder = work / f"recall-{dataset.name}"
+    folder.mkdir(exist_ok=True)
+    reference = faidx_reference(dataset.reference, folder)
+    raw = folder / "raw.bcf"
+    commands = [
+        ["bcftools", "mpileup", "-f", str(reference), *call_options(name), "-Ou", str(run.bam)],
+        ["bcftools", "call", "-m", "-v", "--ploidy", str(dataset.ploidy), "-Ou"],
+        ["bcftools", "norm", "-f", str(reference), "-m", "-any", "-Ob", "-o", str(raw)],
+    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    upstream = None
+    for command in commands:
+        proc = subprocess.Popen(command, stdin=upstream, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if upstream is not None:
+            upstream.close()
+        upstream = proc.stdout
+        procs.append(proc)
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            sys.exit(f"bench: {dataset.name}: {name}: calling failed: {err.decode(errors='replace')[-300:]}")
+    return refilter(raw, dataset.ploidy, {}, folder / "calls.vcf.gz", "bcftools")
+
+
+def truth_extent(dataset: Dataset, work: Path) -> Path | None:
+    """A BED from the truth's first to its last record inside the scoring regions (HG002's truth
+    has no record in the window's last 2.4 kb), to show how much the calls beyond it weigh."""
+    if dataset.truth is None or dataset.regions is None:
+        return None
+    truth = positions(dataset.truth)
+    lines = []
+    for line in dataset.regions.read_text().splitlines():
+        chrom, start, end = line.split("\t")[:3]
+        inside = [p for c, p in truth if c == chrom and int(start) < p <= int(end)]
+        if inside:
+            lines.append(f"{chrom}\t{start}\t{max(inside)}\n")
+    bed = work / f"{dataset.name}-truth-extent.bed"
+    bed.write_text("".join(lines))
+    return bed
+
+
+def extent_figures(vcf: Path, dataset: Dataset, regions: Path) -> dict[str, Any]:
+    """Exact-match precision, recall and F1 of a call set scored over `regions` instead."""
+    assert dataset.truth is not None
+    result = evaluate(vcf, dataset.truth, dataset.reference, regions, haplotypes=False)
+    return {
+        "regions": regions.read_text().strip().replace("\t", " "),
+        **{k: {x: _round(getattr(getattr(result, k), x)) for x in ("precision", "recall", "f1")}
+           for k in ("snp", "indel")},
+    }  # fmt: skip
+
+
 def accuracy_of(
     run: ChainRun,
     dataset: Dataset,
@@ -787,6 +886,18 @@ def main() -> int:
                         )
                     )
                     by_caller[name][caller]["call_step"] = asdict(chain_runs[0].call_steps[caller])
+                # hg002: also scored up to the truth's last record (see truth_extent)
+                extent = truth_extent(dataset, scratch) if name == "hg002" else None
+                for caller in call.CALLERS if extent else ():
+                    by_caller[name][caller]["filters"]["default"]["within_truth_extent"] = extent_figures(
+                        chain_runs[0].vcfs[caller], dataset, extent
+                    )
+                for set_name in CALL_OPTION_SETS:
+                    vcf = recall_bcftools(chain_runs[0], dataset, set_name, scratch)
+                    figures = {"call_options": call_options(set_name), **metrics(vcf, dataset)}
+                    if extent:
+                        figures["within_truth_extent"] = extent_figures(vcf, dataset, extent)
+                    by_caller[name]["bcftools"]["filters"][set_name] = figures
             speed.setdefault(name, {})[aligner] = {
                 "dataset": name,
                 "read_pairs": dataset.read_pairs,
@@ -826,6 +937,8 @@ def main() -> int:
         "alleles). Filter sets are re-applied to the call step's VCF with the step's own expressions.",
         **common,
         "default_caller": call.DEFAULT_CALLER,
+        "mpileup_options": call.mpileup_options(),
+        "call_option_sets": {name: call_options(name) for name in CALL_OPTION_SETS},
         "filter_sets": {
             caller: {
                 name: {"filters": filter_expressions(2, changes, caller), "gap_filters": gap_filters(changes)}
