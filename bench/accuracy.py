@@ -888,10 +888,11 @@ def main() -> int:
                     by_caller[name][caller]["call_step"] = asdict(chain_runs[0].call_steps[caller])
                 # hg002: also scored up to the truth's last record (see truth_extent)
                 extent = truth_extent(dataset, scratch) if name == "hg002" else None
-                for caller in call.CALLERS if extent else ():
-                    by_caller[name][caller]["filters"]["default"]["within_truth_extent"] = extent_figures(
-                        chain_runs[0].vcfs[caller], dataset, extent
-                    )
+                for caller in call.CALLERS:
+                    if extent is not None:
+                        by_caller[name][caller]["filters"]["default"]["within_truth_extent"] = extent_figures(
+                            chain_runs[0].vcfs[caller], dataset, extent
+                        )
                 for set_name in CALL_OPTION_SETS:
                     vcf = recall_bcftools(chain_runs[0], dataset, set_name, scratch)
                     figures = {"call_options": call_options(set_name), **metrics(vcf, dataset)}
