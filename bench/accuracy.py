@@ -627,14 +627,16 @@ def mean_f1(figures: dict[str, Any]) -> float | None:
 
 BASELINE = ("bcftools", "default")  # the chain before freebayes came (the filters as shipped then
 # differed by SnpGap, so the simulated guard compares with this run's bcftools default)
-SIMULATED_TOLERANCE = 0.002  # mean F1: about one call in a simulated set of ~900 variants
+SIMULATED_TOLERANCE = 0.002  # SNP F1 and indel F1 each: about one SNP call in ~800; any indel call
+# in the ~146 of a simulated set moves its F1 by ~0.0034 (the issue: the simulated sets must not get
+# worse, class by class, as its targets are stated)
 
 
 def recommend(callers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The default caller and filter set: the best mean of SNP and indel F1 on the real human
     reads (HG002), among the candidates that keep EBOV perfect (every truth variant PASSes, no
-    false PASS) and do not lose more than SIMULATED_TOLERANCE of mean F1 against the baseline on
-    any simulated set. Without HG002 (smoke runs), the simulated sets decide."""
+    false PASS) and do not lose more than SIMULATED_TOLERANCE of SNP F1 or of indel F1 against the
+    baseline on any simulated set. Without HG002 (smoke runs), the simulated sets decide."""
     real = "hg002" if "hg002" in callers else None
     candidates: dict[str, dict[str, Any]] = {}
     for caller in next(iter(callers.values())):
@@ -652,14 +654,12 @@ def recommend(callers: dict[str, dict[str, Any]]) -> dict[str, Any]:
                         row["eligible"] = False
                         row["why_not"].append(f"EBOV: {errors} false PASS calls or misses")
                 elif dataset.startswith("sim"):
-                    baseline = mean_f1(per_caller[BASELINE[0]]["filters"][BASELINE[1]])
-                    if (
-                        baseline is not None
-                        and row[dataset] is not None
-                        and row[dataset] < baseline - SIMULATED_TOLERANCE
-                    ):
-                        row["eligible"] = False
-                        row["why_not"].append(f"{dataset}: mean F1 {row[dataset]} < baseline {baseline}")
+                    baseline = per_caller[BASELINE[0]]["filters"][BASELINE[1]]
+                    for kind in ("snp", "indel"):
+                        value, before = figures[kind]["f1"], baseline[kind]["f1"]
+                        if value is not None and before is not None and value < before - SIMULATED_TOLERANCE:
+                            row["eligible"] = False
+                            row["why_not"].append(f"{dataset}: {kind} F1 {value:.4g} < baseline {before:.4g}")
             candidates[key] = row
     deciding = real or next(d for d in callers if d.startswith("sim"))
     eligible = {k: r for k, r in candidates.items() if r["eligible"] and r.get(deciding) is not None}
@@ -667,7 +667,8 @@ def recommend(callers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "rule": f"highest mean of SNP and indel F1 on {deciding} (exact allele match, the targets' measure), "
         "among the caller and filter set pairs that keep EBOV perfect (all 15 truth variants PASS, no false "
-        f"PASS) and lose at most {SIMULATED_TOLERANCE} of mean F1 against {BASELINE[0]} with its default "
+        f"PASS) and lose at most {SIMULATED_TOLERANCE} of SNP F1 or of indel F1 against {BASELINE[0]} with "
+        "its default "
         "filters on every simulated set; ties keep the shipped default",
         "deciding_dataset": deciding,
         "candidates": candidates,
