@@ -56,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -410,8 +411,9 @@ def metrics(vcf: Path, dataset: Dataset, bam: Path | None = None) -> dict[str, A
             "fn": [a for kind in ("snp", "indel") for a in getattr(result, kind).false_negatives],
         }
         truth = positions(dataset.truth)
-        neighbours = sorted(set(truth) | set(positions(vcf, pass_only=True)))
-        out["error_classes"] = error_classes(errors, neighbours, truth, dataset.reference, bam)
+        called = positions(vcf, pass_only=True)
+        neighbours = sorted(set(truth) | set(called))
+        out["error_classes"] = error_classes(errors, neighbours, truth, dataset.reference, bam, called)
     return out
 
 
@@ -441,11 +443,18 @@ def error_classes(
     truth: list[tuple[str, int]],
     reference: Path,
     bam: Path,
+    called: list[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Per error kind (fp: false PASS calls, fn: missed truth alleles): how many fall in each class
     (one error may fall in several) and the classes of each, so the next improvement has a target.
-    `neighbours` are the positions of PASS calls and truth records; `truth` those of the truth."""
+    `neighbours` are the positions of PASS calls and truth records; `truth` those of the truth;
+    `called` those of the PASS calls, one per split record (two at a position: a 1/2 call)."""
     parsed = {text: _allele(text) for kind in errors.values() for text in kind}
+    alleles_at = Counter(called or [])
+    extent: dict[str, tuple[int, int]] = {}
+    for chrom, pos in truth:
+        low, high = extent.get(chrom, (pos, pos))
+        extent[chrom] = (min(low, pos), max(high, pos))
     with tempfile.TemporaryDirectory(prefix="bench-classes-") as scratch:
         indexed = faidx_reference(reference, Path(scratch))
         out: dict[str, Any] = {}
@@ -458,6 +467,8 @@ def error_classes(
                     "near_another_variant",
                     "low_depth",
                     "no_truth_within_1kb",
+                    "beyond_truth_extent",
+                    "multiallelic_call",
                     "none_of_these",
                 )
             }
@@ -482,6 +493,11 @@ def error_classes(
                     c == allele.chrom and abs(p - allele.pos) <= NO_TRUTH_NEARBY for c, p in truth
                 ):
                     classes.append("no_truth_within_1kb")
+                low, high = extent.get(allele.chrom, (0, -1))
+                if kind == "fp" and not low <= allele.pos <= high:
+                    classes.append("beyond_truth_extent")
+                if alleles_at[(allele.chrom, allele.pos)] >= 2:
+                    classes.append("multiallelic_call")
                 for name in classes or ["none_of_these"]:
                     counts[name] += 1
                 each[text] = classes

@@ -331,7 +331,7 @@ def row(dataset: str, chain: str, name: str, f: dict[str, Any]) -> str:
 
 
 ERROR_CLASSES = ("homopolymer", "tandem_repeat", "near_another_variant", "low_depth", "no_truth_within_1kb",
-                 "none_of_these")  # fmt: skip
+                 "beyond_truth_extent", "multiallelic_call", "none_of_these")  # fmt: skip
 
 
 def error_class_table(callers: dict[str, Any]) -> list[str]:
@@ -339,7 +339,9 @@ def error_class_table(callers: dict[str, Any]) -> list[str]:
         "Errors of the default filters by class (an error can be in several; homopolymer: a run of >= 6 "
         "identical bases touching it; tandem repeat: a 2-6 bp unit repeated >= 3 times; near another "
         "variant: a PASS call or truth record within 10 bp; low depth: < 10 reads of MAPQ >= 20; no truth "
-        "within 1 kb: a false call far from every truth record, likely outside the truth's extent):",
+        "within 1 kb: a false call far from every truth record; beyond truth extent: a false call before the "
+        "truth's first or after its last record on the contig; multiallelic call: a 1/2 call, two ALT "
+        "alleles at one position):",
         "",
         "| data set | caller | errors | total | "
         + " | ".join(c.replace("_", " ") for c in ERROR_CLASSES)
