@@ -81,7 +81,7 @@ haplotype-aware comparison gives the same figure, and truvari 5.4 (`bench --size
 then `refine -a mafft`, run once by hand) gives 0.776 (precision 0.667, recall 0.927) only because
 it accepts alleles >= 70% similar in size and sequence: its 2 extra matches are chr20:10,008,950's
 10 and 12 bp deletions in a CA repeat, where GIAB's haplotypes delete 1 + 9 and 1 + 11 bp, a
-different sequence (TTTAAC- vs TTTAACC-).
+different sequence (GIAB TTTAAAC, the calls TTTAACC).
 """
 
 from __future__ import annotations
