@@ -27,7 +27,7 @@ BAMs and not set (bench/accuracy.py's call-option sets): the indel options `-m 3
 (1 false indel fewer on HG002, 4-5 true indels lost on the simulated 15x sample),
 `--indel-bias 0.75` (1 false indel fewer on HG002, 1 true one lost at 15x), `--indel-size 500`
 and `--ambig-reads incAD0`/`incAD` (no change), `-D` (BAQ everywhere: 1 false SNP fewer on HG002,
-3 true SNPs lost at 15x), `-h 100` (3 true indels lost on HG002), `-B` (no BAQ: 11 more false
+3 true SNPs lost at 15x), `-h 100` (2 true indels lost on HG002, 1 at 15x), `-B` (no BAQ: 11 more false
 SNPs); `-p` only matters with several samples. `-E` (recompute BAQ) and `call --prior` changed no
 call on those reads; the `-X 1.12` indel profile (-h100 -m1 -F0.002) lost a third of the indels.
 
