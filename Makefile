@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit tools venv clean asl bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate
-.PHONY: images push check-pins sam-local-image checkov docker-daemon
+.PHONY: demo test lint unit tools venv clean asl bench bench-smoke build-GenopipeLayer sam-validate cfn-lint asl-validate deploy-rehearsal
+.PHONY: images image-tag push check-pins sam-local-image checkov docker-daemon
 
 # template and state machine linters: SAM CLI + cfn-lint in their own venv (they pin boto3 etc.),
 # asl-validator from package-lock.json
@@ -50,6 +50,8 @@ bench: venv
 	$(BIN)/python bench/local_run.py
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/orchestration.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/report.py
 
 bench-smoke: venv
@@ -60,12 +62,15 @@ clean:
 
 # `sam build` builds the Lambda layer through this target (template.yaml: BuildMethod makefile):
 # the pinned runtime dependencies of pyproject.toml as Lambda (manylinux, CPython 3.12) wheels,
-# then the genopipe package itself
+# then the genopipe package itself. No Python 3.12 is needed: pip fetches 3.12 wheels for any
+# Python >= 3.11, that of .venv-sam (which has pip) when it exists. The functions need none either:
+# they have no requirements.txt (their dependencies are the layer), so SAM only copies them.
+LAYER_PYTHON ?= $(if $(wildcard $(SAM_VENV)/bin/python),$(SAM_VENV)/bin/python,$(PYTHON))
 build-GenopipeLayer:
-	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > "$(ARTIFACTS_DIR)/requirements.txt"
-	$(PYTHON) -m pip install -q --no-compile --target "$(ARTIFACTS_DIR)/python" --platform manylinux2014_x86_64 \
+	$(LAYER_PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(LAYER_PYTHON) -m pip install -q --no-compile --target "$(ARTIFACTS_DIR)/python" --platform manylinux2014_x86_64 \
 		--python-version 3.12 --implementation cp --only-binary=:all: -r "$(ARTIFACTS_DIR)/requirements.txt"
-	$(PYTHON) -m pip install -q --no-compile --no-deps --target "$(ARTIFACTS_DIR)/python" .
+	$(LAYER_PYTHON) -m pip install -q --no-compile --no-deps --target "$(ARTIFACTS_DIR)/python" .
 	rm -f "$(ARTIFACTS_DIR)/requirements.txt"
 
 $(SAM_STAMP):
@@ -86,6 +91,12 @@ cfn-lint: $(SAM_STAMP)
 	wrapped=$$(mktemp --suffix=.json) && $(PYTHON) scripts/asl_stack.py $(ASL) > $$wrapped \
 		&& AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/cfn-lint $$wrapped; status=$$?; rm -f $$wrapped; exit $$status
 
+# the README's deploy section with the real SAM CLI against a moto server (about a minute; not in
+# `make test`: sam build fetches the layer's wheels): bench/results/deploy_rehearsal.json says what
+# moto's CloudFormation cannot take (README, "Deploy rehearsal")
+deploy-rehearsal: venv $(SAM_STAMP)
+	$(BIN)/python scripts/deploy_rehearsal.py
+
 asl-validate: $(NODE_STAMP)
 	node_modules/.bin/asl-validator --json-path $(ASL)
 
@@ -102,7 +113,12 @@ docker-daemon:
 images: venv docker-daemon
 	containers/build-images.sh
 
-# tag and push to the ECR repositories of the deployed stack STACK (AWS_REGION, credentials); not run in CI
+# the content tag of the built images (containers/image-tag.sh): sam deploy's ImageTag
+image-tag:
+	@containers/image-tag.sh
+
+# push to the ECR repositories of the deployed stack STACK under the content tag (AWS_REGION,
+# credentials; a tag already there is skipped); says whether the stack runs them; not run in CI
 STACK ?= genopipe
 push: images
 	containers/push-images.sh $(STACK)

@@ -624,7 +624,22 @@ def headline(results: Path) -> dict[str, Any]:
         out["step_chain_over_plain"] = {n: d["ratio_chain_over_plain"] for n, d in chain["datasets"].items()}
     if local:
         out["local_run_over_plain"] = local["ratio_local_run_over_plain"]
+    scale = load(results, "scale.json")
+    if scale:
+        wgs, fixed = scale["wgs30x"], scale["wgs30x"][scale["with_fixes"]]
+        out["wgs30x_projection"] = {
+            "as_built": {"wall_hours": wgs["projected_wall_hours"], "usd": wgs["projected_usd"]},
+            "with_fixes": {"wall_hours": fixed["wall_hours"], "usd": fixed["usd"]},
+        }
     return out
+
+
+def genome_scale_section(results: Path) -> list[str]:
+    """Section 5, written by bench/fleet.py (from bench/scale.py's measurements) as scale.md."""
+    fragment = results / "scale.md"
+    if not fragment.exists():
+        return []
+    return ["## 5. Genome scale", "", fragment.read_text().strip(), ""]
 
 
 def render(results: Path, img_dir: Path, img_ref: str) -> str:
@@ -668,10 +683,12 @@ def render(results: Path, img_dir: Path, img_ref: str) -> str:
         "## 4. Projected cost per 30x human genome on Spot",
         "",
         *cost_section(speed),
+        *genome_scale_section(results),
         "## Reproduce",
         "",
         "`make bench` (needs `../shared/data` beside the clone) runs `bench/step_chain.py`, "
-        "`bench/local_run.py`, `bench/accuracy.py`, `bench/orchestration.py`, then this report. "
+        "`bench/local_run.py`, `bench/accuracy.py`, `bench/orchestration.py`, `bench/scale.py` and "
+        "`bench/fleet.py`, then this report. "
         "`tests/integration/test_bench_smoke.py` (part of `make test`) runs the same code on a tiny "
         "random genome so that it cannot rot.",
         "",

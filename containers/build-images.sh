@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make images`: builds genopipe/base and one image per job step, tagged with the package
-# version (the template's ImageTag default), without reaching any image registry:
+# version (what the local stack runs) and with their content tag (containers/image-tag.sh: what
+# ECR gets and the template's ImageTag names), without reaching any image registry:
 #   1. debian:bookworm-slim is created from Debian packages when missing (debian-base.sh);
 #   2. the genopipe wheel is built from the work tree and, with its dependencies at the versions
 #      of the tested virtualenv (pip freeze as constraints), collected into build/wheels/;
@@ -54,4 +55,9 @@ for step in "${STEPS[@]}"; do
   [ "$step" = report ] && context="$WHEELS/report"
   build "genopipe/$step" "containers/$step/Dockerfile" "$context"
 done
+# the content tag ECR gets (containers/image-tag.sh); the local stack's docker executor runs :$VERSION
+if TAG=$(containers/image-tag.sh); then
+  for step in $("$PYTHON" -m genopipe.cli steps); do docker tag "genopipe/$step:$VERSION" "genopipe/$step:$TAG"; done
+  echo "images: tagged $TAG (sam deploy --parameter-overrides ImageTag=$TAG; make push)"
+fi
 echo "images: built in $(($(date +%s) - start)) s"

@@ -46,6 +46,13 @@ class SampleFiles:
     def tbi(self) -> str:
         return f"{self.sample}.vcf.gz.tbi"
 
+    def shard_plan(self, step: str) -> str:
+        return f"shards/{step}.json"
+
+    def call_part(self, shard: int) -> str:
+        """One call job's records (a BGZF VCF), gathered by `concat` into the sample's VCF (staged only)."""
+        return f"call/part-{shard}.vcf.gz"
+
     def trimmed(self, lane: int) -> tuple[str, str]:
         """qc's trimmed reads of one lane (staged only)."""
         return f"trimmed/{self.sample}_L{lane}_R1.fastq.gz", f"trimmed/{self.sample}_L{lane}_R2.fastq.gz"

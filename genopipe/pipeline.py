@@ -128,8 +128,10 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec(
         name="call",
         purpose="bcftools mpileup | call, normalised, soft-filtered: VCF + TBI",
-        vcpus=4,
-        memory_mib=8192,
+        # one caller per region, 2 at a time: >= 80% of the vCPU-seconds used on a 100 Mb group
+        # of a 30x genome (bench/results/call_utilisation.json; 4 vCPUs: 76% at 100 MB/s)
+        vcpus=2,
+        memory_mib=4096,
         timeout_seconds=43200,
         scratch_gb_per_input_gb=1.0,  # the BAM
     ),

@@ -16,6 +16,7 @@ from typing import Any
 from genopipe.contracts import SampleEvent
 from genopipe.intake.admission import Waiting
 from genopipe.intake.plan import InputUnreadable
+from genopipe.intake.uploads import Upload
 from genopipe.pipeline import StepSpec
 
 
@@ -32,12 +33,51 @@ class Clock:
 class MemoryInputStore:
     """genopipe.intake.plan.InputStore over a dict: `s3://bucket/key` -> (ETag, bytes), with
     S3InputStore's errors (InputUnreadable for a forbidden bucket, a missing sheet, non-UTF-8) and
-    a count of the requests each method would make."""
+    a count of the requests each method would make.
+
+    Multipart uploads as S3 keeps them: `start_upload` (CreateMultipartUpload) makes an upload
+    that `uploading` lists and `list_folder` does not show; `upload_part` records when a part
+    arrived; `complete_upload` makes it an object (and the upload disappears), `abort_upload`
+    drops it."""
 
     def __init__(self, objects: dict[str, tuple[str, bytes]] | None = None) -> None:
         self.objects = objects if objects is not None else {}
         self.forbidden: set[str] = set()  # buckets this store may not read (AccessDenied)
         self.requests: Counter[str] = Counter()
+        self.uploads: dict[str, tuple[Upload, list[float]]] = {}  # upload id -> (upload, part times)
+
+    def start_upload(self, bucket: str, key: str, at: float) -> str:
+        upload_id = f"upload-{len(self.uploads) + 1}"
+        self.uploads[upload_id] = (Upload(f"s3://{bucket}/{key}", upload_id, at), [])
+        return upload_id
+
+    def upload_part(self, upload_id: str, at: float) -> None:
+        self.uploads[upload_id][1].append(at)
+
+    def complete_upload(self, upload_id: str, body: bytes) -> None:
+        upload, _ = self.uploads.pop(upload_id)
+        bucket, _, key = upload.uri.removeprefix("s3://").partition("/")
+        self.put(bucket, key, body)
+
+    def abort_upload(self, upload_id: str) -> None:
+        del self.uploads[upload_id]
+
+    def uploading(self, bucket: str, folder: str) -> list[Upload]:
+        self.requests["uploading"] += 1
+        prefix = f"s3://{bucket}/{folder}"
+        self._check(prefix)
+        return [
+            upload
+            for upload, _ in self.uploads.values()
+            if upload.uri.startswith(prefix) and "/" not in upload.uri[len(prefix) :]
+        ]
+
+    def last_part_at(self, upload: Upload) -> float | None:
+        self.requests["last_part_at"] += 1
+        if upload.upload_id not in self.uploads:
+            raise AssertionError("S3 answers NoSuchUpload; S3InputStore reads that as activity just now")
+        parts = self.uploads[upload.upload_id][1]
+        return max(parts) if parts else None
 
     def put(self, bucket: str, key: str, body: bytes) -> None:
         """As S3 PutObject: the ETag of a single-part upload is the MD5 of its bytes."""

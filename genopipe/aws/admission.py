@@ -26,6 +26,7 @@ def from_environment(environ: Mapping[str, str]) -> Admission:
     admission = AdmissionSettings(
         mate_timeout_s=float(environ.get("MATE_TIMEOUT_SECONDS") or "3600"),
         lane_settle_s=float(environ.get("LANE_SETTLE_SECONDS") or "300"),
+        upload_wait_cap_s=float(environ.get("UPLOAD_WAIT_CAP_SECONDS") or "86400"),
     )
     return Admission(
         store=S3InputStore(),

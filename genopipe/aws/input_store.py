@@ -3,15 +3,20 @@
 What the intake may not or cannot read (access denied: a sample sheet naming another account's
 bucket; a sheet deleted while its samples wait; text that is not UTF-8) becomes InputUnreadable,
 that sample's own problem; any other S3 error propagates as a fault of the moment.
+
+Uploads in progress (genopipe.intake.uploads) are ListMultipartUploads (s3:ListBucketMultipartUploads
+on the bucket) and ListParts (s3:ListMultipartUploadParts on the object; the sweep only).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from genopipe.aws import s3
 from genopipe.intake.plan import InputUnreadable
+from genopipe.intake.uploads import Upload
 from genopipe.s3uri import S3Uri
 
 _UNREADABLE = ("access denied", "no such object", "no such bucket")  # how S3Error.problem starts
@@ -53,4 +58,22 @@ class S3InputStore:
         except InputUnreadable as error:
             if isinstance(error.__cause__, s3.S3NotFound) and error.__cause__.problem == "no such object":
                 return None  # not uploaded yet
+            raise
+
+    def uploading(self, bucket: str, folder: str) -> list[Upload]:
+        with _unreadable_is_the_samples_problem():
+            return [
+                Upload(str(item.uri), item.upload_id, item.initiated)
+                for item in s3.list_uploads(S3Uri(bucket, folder))
+                if "/" not in item.uri.key[len(folder) :]
+            ]
+
+    def last_part_at(self, upload: Upload) -> float | None:
+        listed = s3.UploadInProgress(S3Uri.parse(upload.uri), upload.upload_id, upload.initiated)
+        try:
+            with _unreadable_is_the_samples_problem():
+                return s3.newest_part_at(listed)
+        except s3.S3Error as error:
+            if error.problem.startswith("NoSuchUpload"):
+                return time.time()  # completed or aborted since it was listed: activity just now
             raise

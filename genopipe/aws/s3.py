@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,6 +172,42 @@ def _changed(source: S3Uri, etag: str, error: ClientError) -> S3Error:
     )
 
 
+def download_ranges(uri: S3Uri | str, path: Path, ranges: list[tuple[int, int]]) -> ObjectInfo:
+    """Byte ranges [start, end) of an object written at their own offsets into a sparse local
+    file as long as the object (the rest reads as zeros): a slice of a BAM that its index still
+    serves (genopipe.bai). Ranges above 64 MiB go in 64 MiB GETs, 10 at a time, all pinned to the
+    ETag the object had at the first request."""
+    source = _as_uri(uri)
+    info = head(source)
+    quoted = f'"{info.etag}"'
+    part = _TRANSFER.multipart_chunksize
+    pieces = [
+        (offset, min(end, offset + part))
+        for start, end in ranges
+        for offset in range(start, min(end, info.size), part)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        out.truncate(info.size)
+
+    def fetch(piece: tuple[int, int]) -> None:
+        start, end = piece
+        response = client().get_object(
+            Bucket=source.bucket, Key=source.key, IfMatch=quoted, Range=f"bytes={start}-{end - 1}"
+        )
+        with path.open("r+b") as out:
+            out.seek(start)
+            shutil.copyfileobj(response["Body"], out, 8 * 1024 * 1024)
+
+    try:
+        with ThreadPoolExecutor(max_workers=_TRANSFER.max_request_concurrency) as pool:
+            list(pool.map(fetch, pieces))
+    except ClientError as error:
+        path.unlink(missing_ok=True)
+        raise _changed(source, info.etag, error) from error
+    return info
+
+
 def upload(path: Path, uri: S3Uri | str, content_type: str | None = None) -> ObjectInfo:
     target = _as_uri(uri)
     extra = {"ContentType": content_type} if content_type else None
@@ -191,6 +228,46 @@ def list_prefix(prefix: S3Uri | str) -> Iterator[ObjectInfo]:
                 yield ObjectInfo(S3Uri(base.bucket, item["Key"]), _strip_etag(item["ETag"]), item["Size"])
     except ClientError as error:
         raise _fail(base, error) from error
+
+
+@dataclass(frozen=True)
+class UploadInProgress:
+    uri: S3Uri  # the object it becomes when completed
+    upload_id: str
+    initiated: float  # epoch seconds of its CreateMultipartUpload
+
+
+def list_uploads(prefix: S3Uri | str) -> Iterator[UploadInProgress]:
+    """Every unfinished multipart upload whose key starts with `prefix` (ListMultipartUploads):
+    objects still being uploaded, which ListObjects does not show."""
+    base = _as_uri(prefix)
+    pages = client().get_paginator("list_multipart_uploads").paginate(Bucket=base.bucket, Prefix=base.key)
+    try:
+        for page in pages:
+            for item in page.get("Uploads", []):
+                uri = S3Uri(base.bucket, item["Key"])
+                yield UploadInProgress(uri, item["UploadId"], item["Initiated"].timestamp())
+    except ClientError as error:
+        raise _fail(base, error) from error
+
+
+def newest_part_at(upload: UploadInProgress) -> float | None:
+    """When the upload's most recent part arrived (ListParts, every page), or None without parts."""
+    target = upload.uri
+    pages = (
+        client()
+        .get_paginator("list_parts")
+        .paginate(Bucket=target.bucket, Key=target.key, UploadId=upload.upload_id)
+    )
+    newest: float | None = None
+    try:
+        for page in pages:
+            for part in page.get("Parts", []):
+                at = part["LastModified"].timestamp()
+                newest = at if newest is None else max(newest, at)
+    except ClientError as error:
+        raise _fail(target, error) from error
+    return newest
 
 
 def copy_prefix(source: S3Uri | str, destination: S3Uri | str) -> list[S3Uri]:

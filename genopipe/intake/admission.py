@@ -13,6 +13,11 @@ an `IntakeDecision` (genopipe.intake).
 - Lanes uploaded one at a time: a sample paired by Illumina lane names (no sample sheet) starts
   only after `lane_settle_s` without a new file of that sample, so a run never starts with only
   the first lanes; with `lane_settle_s = 0` it starts at once.
+- Files still uploading (genopipe.intake.uploads): a complete sample another file of which (a lane,
+  a replacement) is still an unfinished multipart upload waits for it; an incomplete sample whose
+  missing file is uploading and showing progress is not reported "mate missing": the mate timeout
+  runs from the upload's newest part, up to `upload_wait_cap_s` after the sample was first seen.
+  A stalled upload (no new part for the mate timeout) counts as no upload.
 - Inputs that can never start (bad names, a bad sample sheet) fail at once with `Sample Failed`.
 
 No AWS in here: the ledger, Step Functions and EventBridge are ports (genopipe.aws adapts them).
@@ -36,6 +41,7 @@ from genopipe.intake.plan import (
     plan,
 )
 from genopipe.intake.samplesheet import SamplesheetError
+from genopipe.intake.uploads import Progress, Upload, UploadWatch
 from genopipe.s3uri import S3Uri, folder_of
 
 MATE_MISSING = "mate missing"
@@ -119,8 +125,12 @@ class Rejection:
 
 @dataclass(frozen=True)
 class AdmissionSettings:
+    # also the stall limit of an upload in progress: the timeout restarts with each new part
     mate_timeout_s: float = 3600.0
     lane_settle_s: float = 300.0
+    # how long uploads that keep showing progress may hold a sample, from when it was first seen:
+    # 24 h is a 100 GB pair at ~10 Mbps; the input bucket's lifecycle aborts uploads after 7 days
+    upload_wait_cap_s: float = 86400.0
 
 
 @dataclass
@@ -173,13 +183,24 @@ class Admission:
         for incomplete in decision.incomplete:
             self._note(incomplete, key, now, settling=False)
             outcome.waiting.append(incomplete.reason)
+        watch = UploadWatch(self.store, now, self.admission.mate_timeout_s)
         for request in decision.requests:
             reason = self._settle_reason(request, bucket, key) if self.admission.lane_settle_s > 0 else None
             if reason is not None:
                 self._note(_incomplete_of(request, bucket, key, reason), key, now, settling=True)
                 outcome.waiting.append(reason)
-            else:
-                self._start(request, bucket, key, outcome)
+                continue
+            uploading = _uploads_of_request(watch, request)
+            if uploading:
+                # whether it still shows progress is the sweep's question (ListParts)
+                reason = (
+                    f"s3://{bucket}/{key}: sample {request.input.sample!r} waits for "
+                    f"{', '.join(u.uri for u in uploading)} (still uploading)"
+                )
+                self._note(_incomplete_of(request, bucket, key, reason), key, now, settling=False)
+                outcome.waiting.append(reason)
+                continue
+            self._start(request, bucket, key, outcome)
         return outcome
 
     def _settle_reason(self, request: ExecutionRequest, bucket: str, key: str) -> str | None:
@@ -241,12 +262,13 @@ class Admission:
         outcome = Outcome()
         limits = overrides or self.admission
         plans: dict[tuple[str, str], IntakeDecision | Rejection] = {}
+        watch = UploadWatch(self.store, self.clock(), limits.mate_timeout_s)
         for waiting in self.ledger.waiting():
             try:
                 where = (waiting.bucket, waiting.trigger)
                 if where not in plans:
                     plans[where] = self._plan_or_rejection(*where)
-                self._sweep_one(waiting, plans[where], limits, outcome)
+                self._sweep_one(waiting, plans[where], limits, watch, outcome)
             except Exception as error:  # a fault of the moment, not the sample's
                 problem = f"{type(error).__name__}: {error}"
                 outcome.waiting.append(f"{waiting.reason} (not checked this sweep: {problem})")
@@ -257,6 +279,7 @@ class Admission:
         waiting: Waiting,
         decision: IntakeDecision | Rejection,
         limits: AdmissionSettings,
+        watch: UploadWatch,
         outcome: Outcome,
     ) -> None:
         now = self.clock()
@@ -267,20 +290,36 @@ class Admission:
         mine = [
             r for r in decision.requests if _identity(r, waiting.bucket, waiting.trigger) == waiting.identity
         ]
+        waited = now - waiting.first_seen
         if mine:
             if waiting.settling and now - waiting.last_seen < limits.lane_settle_s:
                 outcome.waiting.append(f"{waiting.reason} (quiet for {now - waiting.last_seen:.0f} s)")
                 return
+            uploads = [u for request in mine for u in _uploads_of_request(watch, request)]
+            live = _live(watch, uploads, waited, limits)
+            if live:
+                outcome.waiting.append(f"{waiting.reason}: {'; '.join(p.describe() for p in live)}")
+                return
             for request in mine:
                 self._start(request, waiting.bucket, waiting.trigger, outcome)
             return
-        if now - waiting.first_seen < limits.mate_timeout_s:
+        if waited < limits.mate_timeout_s:
             outcome.waiting.append(waiting.reason)
             return
+        theirs = [i for i in decision.incomplete if i.identity == waiting.identity]
+        progress = [watch.progress(u) for i in theirs for u in _uploads_of_incomplete(watch, i)]
+        live = [p for p in progress if p.live]
+        if live and waited < limits.upload_wait_cap_s:
+            outcome.waiting.append(f"{waiting.reason}: {'; '.join(p.describe() for p in live)}")
+            return
         if self.ledger.remove_waiting(waiting):  # a file that arrived meanwhile wins
+            seen = "".join(f", {p.describe()}" for p in progress)
+            if live:
+                seen += f"; uploads hold a sample at most {limits.upload_wait_cap_s:.0f} s"
             message = (
-                f"{waiting.reason}; {MATE_MISSING} after {now - waiting.first_seen:.0f} s "
-                f"(timeout {limits.mate_timeout_s:.0f} s): upload it to start the sample"
+                f"{waiting.reason}; {MATE_MISSING} after {waited:.0f} s "
+                f"(timeout {limits.mate_timeout_s:.0f} s{seen}): "
+                "upload it to start the sample"
             )
             self.bus.put(
                 failure_event(waiting.sample, "MateMissing", message, self.settings.pipeline_version)
@@ -330,6 +369,30 @@ class Admission:
             self.ledger.record_run(identity, _fastqs(request))
         self.ledger.clear_waiting(identity)
         (outcome.started if first else outcome.duplicates).append(request.name)
+
+
+def _uploads_of_request(watch: UploadWatch, request: ExecutionRequest) -> list[Upload]:
+    """Uploads in progress of a complete sample's files: of the files its samplesheet.csv lists
+    (a replacement), or of any file whose name pairs into it (another lane, a replacement)."""
+    if any(is_samplesheet(i.uri) for i in request.input.inputs):
+        return watch.of_uris(_fastqs(request))
+    first = request.input.reads[0].r1
+    return watch.of_sample(first.bucket, first.folder, request.input.sample)
+
+
+def _uploads_of_incomplete(watch: UploadWatch, incomplete: IncompleteSample) -> list[Upload]:
+    if incomplete.expects:
+        return watch.of_uris(incomplete.expects)
+    return watch.of_sample(incomplete.bucket, incomplete.folder, incomplete.sample)
+
+
+def _live(
+    watch: UploadWatch, uploads: list[Upload], waited: float, limits: AdmissionSettings
+) -> list[Progress]:
+    """The uploads that still show progress, while the sample has waited less than the cap."""
+    if waited >= limits.upload_wait_cap_s:
+        return []
+    return [p for p in map(watch.progress, uploads) if p.live]
 
 
 def _fastqs(request: ExecutionRequest) -> dict[str, str]:

@@ -23,6 +23,7 @@ from genopipe.intake.pairing import (
     parse_fastq_key,
 )
 from genopipe.intake.samplesheet import SampleSheet, SamplesheetError, SheetSample, parse_samplesheet
+from genopipe.intake.uploads import UploadsInProgress
 from genopipe.s3uri import S3Uri, folder_of
 
 EXECUTION_NAME_MAX = 80  # Step Functions: at most 80 characters of [A-Za-z0-9-_]
@@ -36,9 +37,10 @@ class InputUnreadable(Exception):
     error_type = "InputUnreadable"
 
 
-class InputStore(Protocol):
-    """The input bucket(s). Every method raises InputUnreadable for an object or bucket it may
-    not read; anything else it raises is a fault of the moment (throttling, a network error)."""
+class InputStore(UploadsInProgress, Protocol):
+    """The input bucket(s), finished objects and uploads in progress. Every method raises
+    InputUnreadable for an object or bucket it may not read; anything else it raises is a fault
+    of the moment (throttling, a network error)."""
 
     def list_folder(self, bucket: str, folder: str) -> dict[str, str]:
         """Keys directly under `folder` (not in sub-folders) -> their ETags."""
@@ -100,6 +102,9 @@ class IncompleteSample:
     folder: str
     sample: str
     reason: str
+    # the missing files when a samplesheet.csv names them; () when paired by name (then any file
+    # whose name pairs into the sample may be the one that is missing)
+    expects: tuple[str, ...] = ()
 
     @property
     def identity(self) -> str:
@@ -208,7 +213,8 @@ def _from_sheet(
             reason = f"{sheet.uri}: sample {sample.sample!r} waits for {', '.join(missing)}"
             decision.waiting.append(reason)
             sheet_folder = S3Uri.parse(sheet.uri).folder
-            decision.incomplete.append(IncompleteSample(bucket, sheet_folder, sample.sample, reason))
+            incomplete = IncompleteSample(bucket, sheet_folder, sample.sample, reason, tuple(missing))
+            decision.incomplete.append(incomplete)
             continue
         lanes = [Lane(r1=S3Uri.parse(r1), r2=S3Uri.parse(r2)) for r1, r2 in sample.lanes]
         ploidy = sample.ploidy or settings.default_ploidy

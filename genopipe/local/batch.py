@@ -27,7 +27,7 @@ from moto.core.utils import unix_time_millis
 
 from genopipe.local import iam, waits
 from genopipe.local.capacity import HostCapacity
-from genopipe.local.executors import MEMORY_KILL_EXIT, OUT_OF_MEMORY, JobLaunch, JobRunner
+from genopipe.local.executors import MEMORY_KILL_EXIT, OUT_OF_MEMORY, JobLaunch, JobRunner, mounts_of
 from genopipe.local.retry_strategy import RetryStrategy
 
 log = logging.getLogger(__name__)
@@ -346,6 +346,7 @@ class LocalBatch:
             environment=environment,
             vcpus=vcpus,
             memory_mib=memory,
+            mounts=mounts_of(properties),
         )
 
     @staticmethod

@@ -83,7 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="local_command", required=True, metavar="{up,run,sweep}")
     up = sub.add_parser("up", help="start the local stack and keep serving")
     _stack_arguments(up)
-    up.add_argument("--reference", type=Path, help="upload this FASTA and make it the pipeline's reference")
+    up.add_argument(
+        "--reference",
+        type=Path,
+        help="upload this FASTA and make it the pipeline's reference (ReferenceUri has no default: this "
+        "or --parameter-overrides ReferenceUri=s3://...)",
+    )
     run = sub.add_parser("run", help="run one sample through a fresh local stack")
     _stack_arguments(run)
     run.add_argument("--r1", type=Path, required=True, help="read 1 FASTQ (.fastq.gz / .fq.gz)")

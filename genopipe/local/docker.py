@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from genopipe.local import environment
-from genopipe.local.executors import JobLaunch, stream_process
+from genopipe.local.executors import HostVolumes, JobLaunch, stream_process
 
 # exit code `docker run` gives when the container ended by SIGKILL (a reclaim)
 KILLED_EXIT_CODE = 137
@@ -69,8 +69,9 @@ def image_present(image: str) -> bool:
     return probe.returncode == 0
 
 
-def docker_run_argv(launch: JobLaunch, container_name: str) -> list[str]:
-    """The `docker run` command line for one attempt."""
+def docker_run_argv(launch: JobLaunch, container_name: str, volumes: HostVolumes | None = None) -> list[str]:
+    """The `docker run` command line for one attempt: the job definition's mount points are bind
+    mounts of the local directories standing for the instance's host paths (HostVolumes)."""
     current = environment.snapshot()
     variables = {**{name: current[name] for name in _SDK_VARIABLES if name in current}, **launch.environment}
     # docker refuses --cpus above the machine's CPUs; Batch would place the job on a bigger host
@@ -96,11 +97,16 @@ def docker_run_argv(launch: JobLaunch, container_name: str) -> list[str]:
         argv += ["--user", f"{uid}:{os.getgid()}", "--env", "HOME=/tmp"]
     for name, value in sorted(variables.items()):
         argv += ["--env", f"{name}={value}"]
+    for container, local in sorted((volumes or HostVolumes()).bindings(launch).items()):
+        argv += ["--volume", f"{local}:{container}"]
     return [*argv, local_image(launch.image), *launch.command]
 
 
 class DockerRunner:
     """Runs a job attempt as `docker run` of its image with the job definition's limits."""
+
+    def __init__(self, volumes: HostVolumes | None = None) -> None:
+        self.volumes = volumes or HostVolumes()
 
     def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
         image = local_image(launch.image)
@@ -123,7 +129,7 @@ class DockerRunner:
         watcher.start()
         try:
             return stream_process(
-                docker_run_argv(launch, name), environment.snapshot(), log, threading.Event()
+                docker_run_argv(launch, name, self.volumes), environment.snapshot(), log, threading.Event()
             )
         finally:
             ended.set()

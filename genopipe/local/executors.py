@@ -11,10 +11,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -31,6 +32,51 @@ class JobLaunch(BaseModel):
     environment: dict[str, str]  # job definition + overrides + AWS_ENDPOINT_URL, GENOPIPE_THREADS
     vcpus: int
     memory_mib: int
+    # the job definition's mount points: container path -> the instance's host path it binds
+    # (`volumes[].host.sourcePath`), e.g. {"/scratch": "/scratch"}, the instance's data volume
+    mounts: dict[str, str] = {}
+
+
+def mounts_of(container_properties: Mapping[str, Any]) -> dict[str, str]:
+    """Container path -> host path, from a job definition's `volumes` and `mountPoints` (as ECS
+    pairs them, by the volume's name)."""
+    hosts = {
+        volume["name"]: str(volume["host"]["sourcePath"])
+        for volume in container_properties.get("volumes", [])
+        if (volume.get("host") or {}).get("sourcePath")
+    }
+    return {
+        str(point["containerPath"]): hosts[point["sourceVolume"]]
+        for point in container_properties.get("mountPoints", [])
+        if point.get("sourceVolume") in hosts
+    }
+
+
+class HostVolumes:
+    """The Batch instance's host paths on this machine: `/scratch` is `<root>/scratch`, one
+    directory shared by every job (as the instance's data volume is), created on first use and
+    writable by any user (mode 1777, like the instance's user data makes it) so a container
+    running as another uid can write there. `root` is under the local stack's work directory; a
+    runner made without one gets a temporary directory of its own."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = root
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="genopipe-host-volumes-"))
+        return self._root
+
+    def path(self, host_path: str) -> Path:
+        local = self.root / host_path.strip("/")
+        local.mkdir(parents=True, exist_ok=True)
+        local.chmod(0o1777)
+        return local
+
+    def bindings(self, launch: JobLaunch) -> dict[str, Path]:
+        """Container path -> the local directory standing for its host path."""
+        return {container: self.path(host) for container, host in launch.mounts.items()}
 
 
 class JobRunner(Protocol):
@@ -119,10 +165,15 @@ def stream_process(
 class NativeRunner:
     """Runs `genopipe job` + the command as a local process (the tools come from this machine),
     killed like its container when it goes over the job's memory: it then exits 137 and logs
-    AWS's reason."""
+    AWS's reason. A process sees no mounts, so the job's mount points become paths: an
+    environment value naming a container path (`GENOPIPE_SCRATCH=/scratch`) names the local
+    directory standing for its host path instead (HostVolumes)."""
+
+    def __init__(self, volumes: HostVolumes | None = None) -> None:
+        self.volumes = volumes or HostVolumes()
 
     def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
-        env = {**environment.snapshot(), **launch.environment}
+        env = {**environment.snapshot(), **self.mounted(launch)}
         killed = threading.Event()
         code = stream_process(self.argv(launch), env, log, cancel, launch.memory_mib, killed)
         if killed.is_set():
@@ -132,3 +183,13 @@ class NativeRunner:
 
     def argv(self, launch: JobLaunch) -> list[str]:
         return [*_genopipe_command(), "job", *launch.command]
+
+    def mounted(self, launch: JobLaunch) -> dict[str, str]:
+        """The launch's environment with container paths replaced by their local directories."""
+        bindings = self.volumes.bindings(launch)
+        result = dict(launch.environment)
+        for name, value in launch.environment.items():
+            for container, local in bindings.items():
+                if value == container or value.startswith(container.rstrip("/") + "/"):
+                    result[name] = str(local) + value[len(container.rstrip("/")) :]
+        return result

@@ -194,6 +194,8 @@ def _resources(service: str, action: str, response: Any) -> list[str]:
             _batch_arn(str(params.get("jobQueue", "")), "job-queue", region, account),
             _batch_arn(str(params.get("jobDefinition", "")), "job-definition", region, account),
         ]
+    if service == "batch" and action in {"TerminateJob", "CancelJob"}:  # resource type `job`
+        return [_batch_arn(str(params.get("jobId", "")), "job", region, account)]
     if service == "logs" and params.get("logGroupName"):
         group = f"log-group:{params['logGroupName']}"
         if params.get("logStreamName"):

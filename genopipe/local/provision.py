@@ -15,6 +15,7 @@ ids come back as `Deployment`.
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import io
 import json
 import logging
@@ -158,10 +159,22 @@ def _ensure_batch_service_linked_role() -> None:
         )
 
 
+IMAGE_TAG_PARAMETER = "ImageTag"
+
+
+def local_image_tag() -> str:
+    """The tag `make images` gives the local images the docker executor runs (the package version)."""
+    return importlib.metadata.version("genopipe")
+
+
 def _parameter_defaults(template: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
-    """Values for network parameters that have no default: moto's default VPC, subnets, group."""
+    """Values for parameters that have no default and that a local stack can fill: the network
+    (moto's default VPC, subnets, group) and ImageTag (the local images' tag)."""
     ec2 = boto3.client("ec2")
     values = dict(given)
+    image_tag = template.get("Parameters", {}).get(IMAGE_TAG_PARAMETER)
+    if image_tag is not None and "Default" not in image_tag and IMAGE_TAG_PARAMETER not in values:
+        values[IMAGE_TAG_PARAMETER] = local_image_tag()
     for name, spec in template.get("Parameters", {}).items():
         if name in values or "Default" in spec:
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -15,13 +17,13 @@ from moto.server import ThreadedMotoServer
 
 from genopipe.aws import s3
 from genopipe.aws.clients import reset_clients
-from genopipe.local import async_invoke, iam, lambdas, limits, server, waits
+from genopipe.local import async_invoke, execution_events, iam, lambdas, limits, server, waits
 from genopipe.local.async_invoke import AsyncFaults
 from genopipe.local.batch import LocalBatch, SpotReclaims
 from genopipe.local.docker import DockerRunner
 from genopipe.local.events import EventCapture
-from genopipe.local.executors import JobRunner, NativeRunner
-from genopipe.local.provision import Deployment, deploy
+from genopipe.local.executors import HostVolumes, JobRunner, NativeRunner
+from genopipe.local.provision import IMAGE_TAG_PARAMETER, Deployment, deploy
 from genopipe.local.sweep import SweepTimer, rate_seconds
 from genopipe.local.template import translate
 from genopipe.s3uri import S3Uri
@@ -61,11 +63,11 @@ class StackError(Exception):
     pass
 
 
-def make_runner(executor: str) -> JobRunner:
+def make_runner(executor: str, volumes: HostVolumes | None = None) -> JobRunner:
     if executor == "native":
-        return NativeRunner()
+        return NativeRunner(volumes)
     if executor == "docker":
-        return DockerRunner()
+        return DockerRunner(volumes)
     raise StackError(f"--executor {executor}: expected native or docker")
 
 
@@ -95,12 +97,30 @@ def scaled_parameters(template: dict[str, Any], given: dict[str, str], scale: fl
     return values
 
 
+# parameters without a default that the local deploy fills (genopipe.local.provision): the network, ImageTag
+_FILLED_LOCALLY = ("AWS::EC2::", "List<AWS::EC2::")
+
+
+def _required_unset(template: dict[str, Any], given: dict[str, str]) -> list[str]:
+    """Parameters that have no default, are not given and that no local value stands in for."""
+    return sorted(
+        name
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" not in spec
+        and name not in given
+        and name != IMAGE_TAG_PARAMETER
+        and not str(spec.get("Type", "")).startswith(_FILLED_LOCALLY)
+    )
+
+
 class LocalStack:
     """`with LocalStack(options) as stack:` serves the whole pipeline on 127.0.0.1:<port>."""
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.runner = make_runner(options.executor)
+        # the stack's work directory: the Batch instance's host paths (/scratch) live under it
+        self.work_dir = Path(tempfile.mkdtemp(prefix="genopipe-local-"))
+        self.runner = make_runner(options.executor, HostVolumes(self.work_dir / "host"))
         self.batch = LocalBatch(
             self.runner,
             server.endpoint_url(options.port),
@@ -140,6 +160,18 @@ class LocalStack:
             raise StackError(
                 f"{self.options.template}: no parameter {', '.join(unknown)} (--parameter-overrides)"
             )
+        given = dict(self.options.parameters)
+        if self.options.reference is not None:
+            given[REFERENCE_PARAMETER] = str(self.options.reference)
+        required = _required_unset(translated.template, given)
+        if required:  # as CloudFormation: "Parameters: [...] must have values"
+            how = f"--parameter-overrides {required[0]}=..."
+            if REFERENCE_PARAMETER in required:
+                how = f"--reference FASTA, or {how}"
+            names = ", ".join(required)
+            raise StackError(
+                f"{self.options.template}: parameter {names} has no default and was not given ({how})"
+            )
         self._saved_environment = server.sdk_environment()
         if self.options.iam:
             self._server = server.start(self.options.port, unauthenticated_requests=iam.BOOTSTRAP_REQUESTS)
@@ -156,6 +188,7 @@ class LocalStack:
             AsyncFaults(self.options.deliveries, self.options.intake_fault_rate, self.options.seed)
         )
         limits.install()
+        execution_events.install()  # the executions' status change events, rules -> Lambda
         waits.install(self.options.wait_scale)
         self.batch.install()
         parameters = scaled_parameters(translated.template, self.options.parameters, self.options.wait_scale)
@@ -197,6 +230,7 @@ class LocalStack:
         self.batch.uninstall()
         lambdas.uninstall()
         async_invoke.uninstall()
+        execution_events.uninstall()
         limits.uninstall()
         if self.enforcement is not None:
             iam.interpreter_acts_as(None, None)
@@ -207,6 +241,7 @@ class LocalStack:
         if self._saved_environment is not None:
             server.restore_sdk_environment(self._saved_environment)
             self._saved_environment = None
+        shutil.rmtree(self.work_dir, ignore_errors=True)  # what the jobs left in /scratch
 
     def __enter__(self) -> LocalStack:
         return self.start()

@@ -1,4 +1,5 @@
-"""`genopipe job <step> --sample --reads --reference --staging [--aligner] [--ploidy] [--caller]`.
+"""`genopipe job <step> --sample --reads --reference --staging [--aligner] [--ploidy] [--caller]
+[--call-shard-bases] [--max-shards] [--intervals]`.
 
 The images' entrypoint. The command line is the contract of docs/internals.md ("Job steps"):
 exit 0 on success, 1 with one line `genopipe <step>: <input>: <problem>` on failure, 2 for bad
@@ -29,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aligner", default="minimap2", help="minimap2 (default) or bwa")
     parser.add_argument("--ploidy", default="2", help="1 or 2 (default 2)")
     parser.add_argument("--caller", default="bcftools", help="bcftools (default) or freebayes")
+    parser.add_argument(
+        "--call-shard-bases", default="100000000", help="real bases per call job (default 100000000)"
+    )
+    parser.add_argument("--max-shards", default="100", help="at most this many call jobs (default 100)")
+    parser.add_argument(
+        "--intervals", default="", help="s3:// URI of a BED of targets to call in (default: the whole genome)"
+    )
 
 
 def parse_params(args: argparse.Namespace) -> StepParams:
@@ -41,6 +49,9 @@ def parse_params(args: argparse.Namespace) -> StepParams:
             "aligner": args.aligner,
             "ploidy": int(args.ploidy) if str(args.ploidy).strip().isdigit() else args.ploidy,
             "caller": args.caller,
+            "call_shard_bases": args.call_shard_bases,
+            "max_shards": args.max_shards,
+            "intervals": args.intervals,
         }
     )
 
@@ -48,7 +59,7 @@ def parse_params(args: argparse.Namespace) -> StepParams:
 def _first_problem(error: ValidationError | ValueError) -> str:
     if isinstance(error, ValidationError):
         first = error.errors()[0]
-        where = "--" + str(first["loc"][0]) if first["loc"] else "arguments"
+        where = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "arguments"
         return f"{where}: {first['msg']}"
     return f"--reads: {error}"
 

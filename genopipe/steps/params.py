@@ -22,6 +22,15 @@ class StepParams(BaseModel):
     aligner: Literal["minimap2", "bwa"] = "minimap2"
     ploidy: Literal[1, 2] = 2
     caller: Literal["bcftools", "freebayes"] = "bcftools"
+    call_shard_bases: int = Field(default=100_000_000, ge=1)  # real bases per call job (genopipe.shards)
+    max_shards: int = Field(default=100, ge=1)  # at most this many call jobs; beyond it groups grow
+    intervals: S3UriField | None = None  # a BED of targets (exomes, panels): call only there
+
+    @field_validator("intervals", mode="before")
+    @classmethod
+    def _no_intervals(cls, value: object) -> object:
+        # a job definition's parameter cannot be absent: "" (or "none") means the whole genome
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
 
     @field_validator("reads", mode="before")
     @classmethod

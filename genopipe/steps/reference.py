@@ -1,14 +1,18 @@
-"""reference (prepare-reference): the FASTA's indexes, built once and cached next to it in S3.
+"""reference (prepare-reference): the FASTA's indexes, built once and cached in S3 where the stack
+may write: its output bucket. The reference itself is only read (it may sit in a public or another
+account's bucket).
 
-For `s3://b/refs/genome.fa.gz` the cache is `s3://b/refs/genome.fa.gz.genopipe/<sha256>/` with
+For `s3://b/refs/genome.fa.gz` and staging in `s3://out/`, the cache is
+`s3://out/.references/<sha256>/` with
 `genome.fa.gz` (BGZF, whatever the original's compression), `genome.fa.gz.fai`, `genome.fa.gz.gzi`
 (htslib tools read the BGZF FASTA directly through these two), `genome.fa.mmi` (minimap2, `-x sr`)
 and, only once bwa has been asked for, `genome.fa.gz.{amb,ann,bwt,pac,sa}`; `cache.json` in it is
 written last and lists what is complete, with `"layout": CACHE_LAYOUT` (a folder of another
 layout, e.g. the old plain-FASTA one, counts as empty and is rebuilt). `<sha256>` is the
-checksum of the FASTA object's bytes. So that a second sample need not even download the FASTA,
-`etag/<ETag>.json` beside the checksum folders maps the object's ETag to its checksum
-(an overwritten FASTA gets a new ETag, hence a fresh lookup).
+checksum of the FASTA object's bytes (the same FASTA in two places shares one folder). So that a
+second sample need not even download the FASTA, `etag/<bucket>/<key>/<ETag>.json` beside the
+checksum folders maps that object's ETag to its checksum (an overwritten FASTA gets a new ETag,
+hence a fresh lookup).
 
 Writes `reference.json` to staging (see `ReferenceIndex`); its `built` lists what this run built
 (empty when everything came from the cache).
@@ -22,15 +26,17 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from genopipe import shards
 from genopipe.aws import s3
 from genopipe.layout import REFERENCE_JSON
 from genopipe.s3uri import S3Uri, S3UriField
 from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool
 
-CACHE_SUFFIX = ".genopipe"
+CACHE_PREFIX = ".references/"  # in the output bucket (the job role may write only there and in staging)
 CACHE_LAYOUT = 2  # 1 (no "layout" in cache.json): plain FASTA; 2: BGZF FASTA + .fai + .gzi
 BWA_EXTENSIONS = (".amb", ".ann", ".bwt", ".pac", ".sa")
+GAPS_BED = "gaps.bed"  # the FASTA's N runs (genopipe.shards.scan_gaps), for planning call regions
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -45,6 +51,7 @@ class ReferenceIndex(BaseModel):
     gzi: S3UriField
     mmi: S3UriField
     bwa: S3UriField | None = None  # index prefix (the files are prefix + .amb, .ann, ...)
+    gaps: S3UriField | None = None  # GAPS_BED in the cache
     built: list[str] = []
 
     def fasta_files(self) -> list[S3Uri]:
@@ -69,8 +76,15 @@ def bgzf_name(fasta: S3Uri) -> str:
     return plain_name(fasta) + ".gz"
 
 
-def cache_root(fasta: S3Uri) -> S3Uri:
-    return S3Uri(fasta.bucket, fasta.key + CACHE_SUFFIX + "/")
+def cache_root(staging: S3Uri) -> S3Uri:
+    """The index cache of every reference: `.references/` in the bucket of the run's staging
+    prefix (the stack's output bucket)."""
+    return S3Uri(staging.bucket, CACHE_PREFIX)
+
+
+def etag_record(root: S3Uri, fasta: S3Uri, etag: str) -> S3Uri:
+    """Where the cache records the checksum of `fasta` as it was when its ETag was `etag`."""
+    return root.join("etag", fasta.bucket, fasta.key, f"{etag}.json")
 
 
 def sha256_of(path: Path) -> str:
@@ -90,9 +104,9 @@ def load(step: Step) -> ReferenceIndex:
         raise StepError(uri, "missing: run the `reference` step first") from None
 
 
-def _known_checksum(root: S3Uri, etag: str) -> str | None:
+def _known_checksum(record: S3Uri) -> str | None:
     try:
-        document = s3.read_json(root.join("etag", f"{etag}.json"))
+        document = s3.read_json(record)
     except s3.S3NotFound:
         return None
     checksum = document.get("sha256") if isinstance(document, dict) else None
@@ -144,9 +158,9 @@ def check_fasta(plain: Path, fasta: S3Uri) -> None:
 def run(step: Step) -> None:
     fasta = step.params.reference
     info = s3.head(fasta)
-    root = cache_root(fasta)
+    root = cache_root(step.params.staging)
     local_original: Path | None = None
-    checksum = _known_checksum(root, info.etag)
+    checksum = _known_checksum(etag_record(root, fasta, info.etag))
     new_etag = checksum is None
     if checksum is None:
         local_original = step.fetch(fasta, "in", fasta.name)
@@ -154,7 +168,7 @@ def run(step: Step) -> None:
     cache = root.join(checksum).as_prefix()
     name = plain_name(fasta)
     bgzf = bgzf_name(fasta)
-    wanted = {bgzf, f"{bgzf}.fai", f"{bgzf}.gzi", f"{name}.mmi"}
+    wanted = {bgzf, f"{bgzf}.fai", f"{bgzf}.gzi", f"{name}.mmi", GAPS_BED}
     if step.params.aligner == "bwa":
         wanted |= {bgzf + ext for ext in BWA_EXTENSIONS}
     have = _cached_files(cache)
@@ -185,6 +199,9 @@ def run(step: Step) -> None:
             # bwa mem needs only these files (named after the BGZF FASTA, never the FASTA itself)
             step.pipe(Tool(["bwa", "index", "-p", str(compressed), str(plain)], fasta))
             built += [bgzf + ext for ext in BWA_EXTENSIONS]
+        if GAPS_BED in missing:
+            shards.write_bed(plain.parent / GAPS_BED, shards.scan_gaps(plain))
+            built.append(GAPS_BED)
         for file_name in sorted(set(built)):
             s3.upload(plain.parent / file_name, cache.join(file_name))
         # the completion marker goes last: a cache folder without it is ignored
@@ -193,7 +210,7 @@ def run(step: Step) -> None:
             {"layout": CACHE_LAYOUT, "fasta": str(fasta), "files": sorted(have | set(built))},
         )
     if new_etag:
-        s3.write_json(root.join("etag", f"{info.etag}.json"), {"sha256": checksum})
+        s3.write_json(etag_record(root, fasta, info.etag), {"sha256": checksum})
 
     bwa_prefix = cache.join(bgzf) if step.params.aligner == "bwa" else None
     if bwa_prefix is None and all(bgzf + ext in have for ext in BWA_EXTENSIONS):
@@ -207,6 +224,26 @@ def run(step: Step) -> None:
         gzi=cache.join(f"{bgzf}.gzi"),
         mmi=cache.join(f"{name}.mmi"),
         bwa=bwa_prefix,
+        gaps=cache.join(GAPS_BED),
         built=sorted(set(built)),
     )
     s3.write_json(step.staged(REFERENCE_JSON), index.model_dump(mode="json"))
+    write_call_plan(step, index)
+
+
+def write_call_plan(step: Step, index: ReferenceIndex) -> None:
+    """`shards/call.json`: the region groups of the call jobs (genopipe.shards), from the
+    reference's .fai and N gaps, or from the sample's BED of targets."""
+    contigs = shards.read_fai(step.fetch(index.fai, "plan", index.fai.name))
+    params = step.params
+    if params.intervals is not None:
+        bed = step.fetch(params.intervals, "plan", "intervals.bed")
+        try:
+            targets = shards.read_bed(bed, contigs, name=str(params.intervals))
+        except shards.PlanError as error:
+            raise StepError(error.subject, error.problem) from None
+        plan = shards.plan_targets(targets, params.call_shard_bases, params.max_shards)
+    else:
+        gaps = shards.read_gaps(step.fetch(index.cache.join(GAPS_BED), "plan", GAPS_BED))
+        plan = shards.plan_genome(contigs, gaps, params.call_shard_bases, params.max_shards)
+    s3.write_json(step.staged(step.files.shard_plan("call")), shards.plan_json(plan))

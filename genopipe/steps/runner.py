@@ -60,6 +60,16 @@ class Step:
         """The names of this sample's staged and published files (genopipe.layout)."""
         return SampleFiles(self.params.sample)
 
+    @property
+    def shard_index(self) -> int:
+        """Which shard of a scattered step this job is: Batch's array index, 0 outside an array."""
+        configured = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "").strip()
+        if not configured:
+            return 0
+        if not configured.isdigit():
+            raise StepError("AWS_BATCH_JOB_ARRAY_INDEX", f"not a whole number >= 0: {configured!r}")
+        return int(configured)
+
     def staged(self, *parts: str) -> S3Uri:
         """A key under the staging prefix."""
         return self.params.staging.join(*parts)
@@ -110,13 +120,32 @@ class Step:
 
 
 def scratch_root() -> Path | None:
-    configured = os.environ.get("GENOPIPE_SCRATCH")
+    """`GENOPIPE_SCRATCH`: where steps put their scratch directories. On Batch it is `/scratch`,
+    the instance's data volume sized for the input (template.yaml, `ScratchVolumeGiB`), not the
+    container's ~30 GiB root; unset, the system's temporary folder."""
+    configured = os.environ.get("GENOPIPE_SCRATCH", "").strip()
     return Path(configured) if configured else None
+
+
+def make_scratch(name: str) -> Path:
+    """A scratch directory of its own under `scratch_root()` (jobs on one instance share /scratch).
+    A GENOPIPE_SCRATCH that is missing or not writable (e.g. the volume was not mounted) is a
+    StepError naming it, before any work starts."""
+    root = scratch_root()
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"genopipe-{name}-", dir=root))
+    except OSError as error:
+        where = f"GENOPIPE_SCRATCH={root}" if root is not None else tempfile.gettempdir()
+        raise StepError(where, f"cannot make a scratch directory there: {error.strerror or error}") from error
 
 
 def execute(name: str, params: StepParams, body: Callable[[Step], None]) -> int:
     """Run one step; returns the exit code (0, or 1 after printing the one-line error)."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"genopipe-{name}-", dir=scratch_root()))
+    try:
+        scratch = make_scratch(name)
+    except StepError as error:
+        _fail(name, error.subject, error.problem)
+        return 1
     _stop_on_sigterm(params.staging)
     try:
         step = Step(name=name, params=params, scratch=scratch, threads=threads_available())

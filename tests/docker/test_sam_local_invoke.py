@@ -75,7 +75,7 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     try:
-        yield deploy(translate(REPO / "template.yaml"))
+        yield deploy(translate(REPO / "template.yaml"), {"ReferenceUri": "s3://genopipe-reference/genome.fa"})
     finally:
         server.stop()
 

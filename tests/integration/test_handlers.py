@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -304,3 +305,44 @@ def test_a_submit_that_failed_after_submitjob_is_adopted_by_its_retry(
     other = request | {"input": request["input"] | {"staging": request["input"]["staging"] + "other/"}}
     assert submit.handler(other, CONTEXT)["job_id"] != orphan["jobId"]
     assert len(_batch_jobs(queue)) == 2
+
+
+def test_the_intake_and_sweep_handlers_wait_for_a_lane_still_uploading(
+    aws: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lambdas as deployed (functions/intake, functions/sweep, their environment): a sample
+    whose second lane is still uploading starts with both lanes, not with the first alone."""
+    monkeypatch.setenv("LANE_SETTLE_SECONDS", "0")  # no settling: only the upload holds it
+    queue = boto3.client("sqs").create_queue(QueueName="intake-failures")["QueueUrl"]
+    monkeypatch.setenv("INTAKE_FAILURE_QUEUE_URL", queue)
+    intake, sweep = aws("intake"), aws("sweep")
+    client = boto3.client("s3")
+    part = b"A" * (5 * 1024 * 1024)
+    lane = "run/L_S1_L00{}_R{}_001.fastq.gz"
+    client.put_object(Bucket=INPUT, Key=lane.format(1, 1), Body=b"r1")
+    client.put_object(Bucket=INPUT, Key=lane.format(1, 2), Body=b"r2")
+    upload_id = client.create_multipart_upload(Bucket=INPUT, Key=lane.format(2, 1))["UploadId"]
+    client.upload_part(Bucket=INPUT, Key=lane.format(2, 1), UploadId=upload_id, PartNumber=1, Body=part)
+
+    held = intake.handler(put_event(lane.format(1, 2)), CONTEXT)
+    assert held["started"] == [] and "L_S1_L002_R1_001.fastq.gz (still uploading)" in held["waiting"][0]
+    swept = sweep.handler({"mate_timeout_seconds": 60}, CONTEXT)  # its part is seconds old: live
+    assert swept["started"] == [] and swept["rejected"] == []
+
+    parts = client.list_parts(Bucket=INPUT, Key=lane.format(2, 1), UploadId=upload_id)["Parts"]
+    client.complete_multipart_upload(
+        Bucket=INPUT,
+        Key=lane.format(2, 1),
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]},
+    )
+    assert intake.handler(put_event(lane.format(2, 1)), CONTEXT)["started"] == []  # its R2
+    client.put_object(Bucket=INPUT, Key=lane.format(2, 2), Body=b"r2")
+    (name,) = intake.handler(put_event(lane.format(2, 2)), CONTEXT)["started"]
+    assert name.startswith("L-")
+
+
+def put_event(key: str) -> dict[str, Any]:
+    event = _event("s3_put_r2.json")
+    event["Records"][0]["s3"]["object"]["key"] = quote_plus(key, safe="/")
+    return event

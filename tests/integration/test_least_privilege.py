@@ -48,9 +48,12 @@ GENOPIPE = str(Path(sys.executable).with_name("genopipe"))
 
 
 class InstantRunner:
-    """A Batch job attempt that ends at once: exit 1 (with a log line) for jobs named *-fail."""
+    """A Batch job attempt that ends at once: exit 1 (with a log line) for jobs named *-fail;
+    jobs named *-hold-* run until terminated (at most 60 s)."""
 
     def run(self, launch: JobLaunch, log: Callable[[str], None], cancel: threading.Event) -> int:
+        if "-hold-" in launch.job_name:
+            cancel.wait(60)
         log(f"{launch.job_name}: done")
         return 1 if "-fail" in launch.job_name else 0
 
@@ -114,7 +117,9 @@ def sweep_calls(ctx: Context) -> None:
     folder = unique("lp-")
     upload(ctx, f"{folder}/L_S1_L001_R1_001.fastq.gz", ctx.sample.r1)  # lanes settle first
     upload(ctx, f"{folder}/L_S1_L001_R2_001.fastq.gz", ctx.sample.r2)
-    upload(ctx, f"{folder}/M_R1.fastq.gz", ctx.sample.r1)  # its mate never comes
+    upload(ctx, f"{folder}/M_R1.fastq.gz", ctx.sample.r1)  # its mate never comes: its upload
+    # started and stalled (ListMultipartUploads shows it, ListParts shows no progress)
+    boto3.client("s3").create_multipart_upload(Bucket=ctx.stack.input_bucket, Key=f"{folder}/M_R2.fastq.gz")
     put_sheet(ctx, unique("lp-"))  # the sweep reads the sheet again
     # two uploads whose intake invocation "failed" (Lambda's destination records): the sweep runs
     # the intake again for each (a lone R1 is noted as waiting; a pair reads its last run)
@@ -221,6 +226,27 @@ def notify_calls(ctx: Context) -> None:
         ctx.invoke("NotifyFunction", request)
 
 
+def terminate_jobs_calls(ctx: Context) -> None:
+    """An execution stopped while its job runs: the status change event, as the rule delivers it."""
+    sample = unique("lp-hold-")
+    batch = boto3.client("batch")
+    pipeline = pipeline_input(ctx, sample)
+    started = int(time.time() * 1000) - 1000
+    job_id = batch.submit_job(
+        jobName=f"{sample}-validate",
+        jobQueue=ctx.resource("SpotJobQueue"),
+        jobDefinition=ctx.resource("ValidateJobDefinition"),
+        parameters={"sample": sample, "staging": pipeline["staging"]},
+    )["jobId"]
+    for _ in range(100):
+        if batch.describe_jobs(jobs=[job_id])["jobs"][0]["status"] == "RUNNING":
+            break
+        time.sleep(0.1)
+    event = json.loads((ROOT / "events" / "execution_aborted.json").read_text())
+    event["detail"].update(input=json.dumps(pipeline), startDate=started, name=sample)
+    ctx.invoke("TerminateJobsFunction", event)  # lists, describes, terminates, puts Sample Failed
+
+
 def state_machine_calls(ctx: Context) -> None:
     for function in ("SubmitJobFunction", "CheckJobFunction", "NotifyFunction"):
         ctx.invoke(function, {}, as_role="PipelineStateMachineRole")  # invalid payloads: invoked all the same
@@ -243,9 +269,12 @@ def job_calls(ctx: Context) -> None:
         }
     ]
     staging = f"s3://{ctx.stack.output_bucket}/.staging/{sample}/"
-    # a reference of its own, so that its index cache is built (and written) every time
-    reference = f"s3://{REFERENCE_BUCKET}/refs/{sample}.fa"
-    boto3.client("s3").upload_file(str(ctx.sample.reference), REFERENCE_BUCKET, f"refs/{sample}.fa")
+    # the stack's reference (the job role reads only it) with new content, so that its index cache
+    # is built (and written) every time
+    reference = str(ctx.stack.reference_uri)
+    fasta = ctx.sample.reference.read_text() + f">{sample}\n{'ACGT' * 20}\n"
+    key = reference.split("/", 3)[3]
+    boto3.client("s3").put_object(Bucket=REFERENCE_BUCKET, Key=key, Body=fasta.encode())
     env = {**os.environ, "AWS_SESSION_TOKEN": "", **keys, "GENOPIPE_THREADS": "1"}
     for step in ("validate", "reference", "qc", "align"):
         argv = [GENOPIPE, "job", step, "--sample", sample, "--reads", json.dumps(reads)]
@@ -261,6 +290,7 @@ CALLS: dict[str, Callable[[Context], None]] = {
     "CheckJobFunctionRole": check_calls,
     "NotifyFunctionRole": notify_calls,
     "PipelineStateMachineRole": state_machine_calls,
+    "TerminateJobsFunctionRole": terminate_jobs_calls,
     "JobRole": job_calls,
 }
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from genopipe.local.docker import docker_run_argv, local_image
-from genopipe.local.executors import JobLaunch
+from genopipe.local.executors import HostVolumes, JobLaunch, NativeRunner, mounts_of
 
 
 @pytest.mark.parametrize(
@@ -62,3 +63,43 @@ def test_docker_run_never_runs_as_root() -> None:
         assert "--user" not in argv  # the image's own non-root USER applies
     else:
         assert option(argv, "--user") == f"{os.getuid()}:{os.getgid()}"
+
+
+def test_the_job_definitions_mount_points_are_bind_mounts_of_the_stacks_host_paths(tmp_path: Path) -> None:
+    volumes = HostVolumes(tmp_path / "host")
+    scratch = launch().model_copy(
+        update={"mounts": {"/scratch": "/scratch"}, "environment": {"GENOPIPE_SCRATCH": "/scratch"}}
+    )
+    argv = docker_run_argv(scratch, "c1", volumes)
+
+    assert option(argv, "--volume") == f"{tmp_path / 'host' / 'scratch'}:/scratch"
+    assert "GENOPIPE_SCRATCH=/scratch" in argv  # inside the container the path is the same
+    assert (tmp_path / "host" / "scratch").stat().st_mode & 0o7777 == 0o1777  # any uid may write
+
+
+def test_the_native_runner_names_the_local_directory_instead(tmp_path: Path) -> None:
+    """A process sees no mounts: GENOPIPE_SCRATCH=/scratch becomes the stack's directory for it."""
+    runner = NativeRunner(HostVolumes(tmp_path / "host"))
+    scratch = launch().model_copy(
+        update={
+            "mounts": {"/scratch": "/scratch"},
+            "environment": {"GENOPIPE_SCRATCH": "/scratch", "OTHER": "/scratchy", "DEEP": "/scratch/a"},
+        }
+    )
+    env = runner.mounted(scratch)
+
+    local = tmp_path / "host" / "scratch"
+    assert env == {"GENOPIPE_SCRATCH": str(local), "OTHER": "/scratchy", "DEEP": f"{local}/a"}
+    assert local.is_dir()
+
+
+def test_mount_points_pair_with_volumes_by_name() -> None:
+    properties = {
+        "volumes": [{"name": "scratch", "host": {"sourcePath": "/scratch"}}, {"name": "efs"}],
+        "mountPoints": [
+            {"sourceVolume": "scratch", "containerPath": "/scratch", "readOnly": False},
+            {"sourceVolume": "efs", "containerPath": "/efs"},  # not a host path: not ours to map
+        ],
+    }
+    assert mounts_of(properties) == {"/scratch": "/scratch"}
+    assert mounts_of({}) == {}

@@ -82,3 +82,11 @@ def test_an_unknown_parameter_override_stops_the_stack_before_it_starts() -> Non
 
     with pytest.raises(StackError, match="no parameter Calller"):
         LocalStack(StackOptions(port=1, parameters={"Calller": "freebayes"})).start()
+
+
+def test_a_stack_without_a_reference_stops_naming_the_parameter() -> None:
+    """ReferenceUri has no default (template.yaml): as on AWS, a stack without it is not deployed."""
+    from genopipe.local.stack import LocalStack, StackError, StackOptions
+
+    with pytest.raises(StackError, match=r"parameter ReferenceUri has no default .*--reference FASTA"):
+        LocalStack(StackOptions(port=1)).start()

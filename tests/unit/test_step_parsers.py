@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from genopipe.layout import SampleFiles, published_key, staged_key
 from genopipe.s3uri import S3Uri
 from genopipe.steps.align import read_group
-from genopipe.steps.call import filter_tools, regions, soft_filters
-from genopipe.steps.reference import cache_root, plain_name
+from genopipe.steps.call import filter_tools, soft_filters
+from genopipe.steps.reference import cache_root, etag_record, plain_name
 from genopipe.steps.report import bcftools_stats_numbers, mean_depth, samtools_stats_numbers
 
 SAMTOOLS_STATS = """# This file was produced by samtools stats
@@ -68,12 +66,6 @@ def test_filter_chain_names_each_filter_and_ends_with_the_snp_gap() -> None:
     assert tools[-1].argv == ["bcftools", "filter", "-m", "+", "-g", "3", "-Ou"]
 
 
-def test_freebayes_regions_are_the_contigs_of_the_fai(tmp_path: Path) -> None:
-    fai = tmp_path / "ref.fa.gz.fai"
-    fai.write_text("chr20\t63025520\t7\t60\t61\nchrM\t16571\t64076293\t60\t61\n")
-    assert regions(fai) == ["chr20", "chrM"]
-
-
 def test_names() -> None:
     assert read_group("s1", 2) == "@RG\\tID:s1.L2\\tSM:s1\\tLB:s1\\tPL:ILLUMINA"
     files = SampleFiles("s1")
@@ -85,4 +77,7 @@ def test_names() -> None:
     assert staged_key("qc/summary.json") == "summary.json"
     fasta = S3Uri("b", "refs/my genome.fa.gz")
     assert plain_name(fasta) == "my genome.fa"
-    assert cache_root(fasta) == S3Uri("b", "refs/my genome.fa.gz.genopipe/")
+    assert cache_root(S3Uri("out", ".staging/x/")) == S3Uri("out", ".references/")
+    assert etag_record(cache_root(S3Uri("out", ".staging/x/")), fasta, "e1") == S3Uri(
+        "out", ".references/etag/b/refs/my genome.fa.gz/e1.json"
+    )

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from genopipe.s3uri import S3Uri
 from genopipe.steps.params import StepParams
-from genopipe.steps.runner import threads_available
+from genopipe.steps.runner import Step, execute, threads_available
 from genopipe.steps.tools import Pipeline, StepError, Tool, tool_version
 
 READS = [{"r1": "s3://in/a b/x_R1.fastq.gz", "r2": "s3://in/a b/x_R2.fastq.gz"}]
@@ -124,3 +124,30 @@ sys.exit(execute("align", p, lambda step: step.pipe(["sleep", "60"])))
     assert process.returncode == 1
     assert err.strip() == "genopipe align: s3://o/.staging/e/: interrupted by signal 15"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scratch_goes_under_genopipe_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Path] = []
+
+    def body(step: Step) -> None:
+        seen.append(step.scratch)
+        raise StepError("x", "stop here (before recording versions in S3)")
+
+    monkeypatch.setenv("GENOPIPE_SCRATCH", str(tmp_path))
+    assert execute("validate", params(), body) == 1
+    assert seen and seen[0].parent == tmp_path and seen[0].name.startswith("genopipe-validate-")
+    assert list(tmp_path.iterdir()) == []  # removed when the step ends
+
+
+def test_a_scratch_that_is_not_there_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GENOPIPE_SCRATCH", str(tmp_path / "not-mounted"))
+    ran: list[Path] = []
+    assert execute("qc", params(), lambda step: ran.append(step.scratch)) == 1
+
+    assert ran == []  # nothing started
+    assert capsys.readouterr().err.strip() == (
+        f"genopipe qc: GENOPIPE_SCRATCH={tmp_path / 'not-mounted'}: "
+        "cannot make a scratch directory there: No such file or directory"
+    )

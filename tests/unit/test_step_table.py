@@ -24,6 +24,7 @@ STATE_MACHINE = "PipelineStateMachine"
 JOB_DEFINITION = "AWS::Batch::JobDefinition"
 REPOSITORY = "AWS::ECR::Repository"
 STACK = "${AWS::StackName}"  # repositories are named per stack: <stack>/<step>
+SCRATCH = "/scratch"  # every job: the instance's data volume at /scratch, GENOPIPE_SCRATCH names it
 
 
 def _text(value: Any) -> str | None:
@@ -52,6 +53,7 @@ def _job_definition_drift(resource: str, properties: dict[str, Any], spec: StepS
         "ResourceRequirements VCPU": (requirements.get("VCPU"), spec.vcpus),
         "ResourceRequirements MEMORY": (requirements.get("MEMORY"), spec.memory_mib),
         "Environment GENOPIPE_THREADS": (environment.get("GENOPIPE_THREADS"), spec.threads),
+        "Environment GENOPIPE_SCRATCH": (environment.get("GENOPIPE_SCRATCH"), SCRATCH),
         "Timeout.AttemptDurationSeconds": (
             properties.get("Timeout", {}).get("AttemptDurationSeconds"),
             spec.timeout_seconds,
@@ -74,6 +76,15 @@ def _job_definition_drift(resource: str, properties: dict[str, Any], spec: StepS
     if str(last.get("Action", "")).upper() != "EXIT" or last.get("OnReason") != "*":
         # never retry the job's own failure: a bad input would fail again, and cost again
         problems.append(f"{resource}: RetryStrategy.EvaluateOnExit does not end with OnReason '*' -> EXIT")
+    hosts = {v.get("Name"): (v.get("Host") or {}).get("SourcePath") for v in container.get("Volumes", [])}
+    mounted = {
+        m.get("ContainerPath"): hosts.get(m.get("SourceVolume")) for m in container.get("MountPoints", [])
+    }
+    if mounted.get(SCRATCH) != SCRATCH:
+        problems.append(
+            f"{resource}: ContainerProperties mounts {mounted.get(SCRATCH)!r} at {SCRATCH}, "
+            f"every job needs the instance's {SCRATCH} there (Volumes Host.SourcePath + MountPoints)"
+        )
     repository = spec.stack_repository(STACK)
     if not image.endswith(f".amazonaws.com/{repository}:${{ImageTag}}"):
         problems.append(
@@ -212,3 +223,17 @@ def test_the_local_stacks_repositories_are_the_local_image_names() -> None:
     for spec in STEPS:
         deployed = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{spec.stack_repository(STACK_NAME)}:0.1.0"
         assert local_image(deployed) == f"{spec.repository_name}:0.1.0"
+
+
+def test_a_job_without_the_scratch_volume_is_named(template: dict[str, Any]) -> None:
+    edited = copy.deepcopy(template)
+    call = edited["Resources"]["CallJobDefinition"]["Properties"]["ContainerProperties"]
+    del call["MountPoints"]
+    call["Environment"] = [e for e in call["Environment"] if e["Name"] != "GENOPIPE_SCRATCH"]
+
+    problems = template_drift(edited, STEPS)
+
+    assert [p.split(" ")[0:3] for p in problems] == [
+        ["CallJobDefinition:", "Environment", "GENOPIPE_SCRATCH"],
+        ["CallJobDefinition:", "ContainerProperties", "mounts"],
+    ]

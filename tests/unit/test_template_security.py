@@ -200,7 +200,20 @@ def test_the_job_role_deletes_nothing_and_lists_only_staging_in_the_output_bucke
         assert "s3:DeleteObject" not in actions
         resources_ = [str(r) for r in as_list(statement["Resource"])]
         if "s3:ListBucket" in actions and any("-output-" in r for r in resources_):
-            assert statement["Condition"]["StringLike"]["s3:prefix"] == [".staging/*"]
+            assert statement["Condition"]["StringLike"]["s3:prefix"] in ([".staging/*"], [".references/*"])
+
+
+def test_the_job_role_writes_only_staging_and_the_reference_cache(cfn: dict[str, Any]) -> None:
+    """The reference's bucket may be public or another account's: it is only read (issue 12); the
+    index cache is the stack's, `.references/` in the output bucket."""
+    writes = [
+        resource["Fn::Sub"]  # "arn:...:s3:::${AWS::StackName}-output-...-${AWS::Region}/<prefix>"
+        for name, statement in statements(cfn)
+        if name.startswith("JobRole") and "s3:PutObject" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    ]
+    assert sorted(write.rsplit("}", 1)[-1] for write in writes) == ["/.references/*", "/.staging/*"], writes
+    assert all("}-output-${" in write for write in writes), writes
 
 
 def test_both_compute_environments_launch_with_imdsv2_and_one_hop(sam: dict[str, Any]) -> None:
