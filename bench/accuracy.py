@@ -24,6 +24,12 @@ step is run again with each other caller (`genopipe job call --caller ...`, time
 callers see the same BAM. Per caller: the filter sets below, the haplotype-aware figures of
 genopipe.truth.evaluate, and the default filters' false calls and misses sorted into error classes
 (homopolymer, tandem repeat, near another variant, low depth, no truth record within 1 kb).
+Call-option sets: the bcftools chain's BAM is called again with the step's `bcftools mpileup`
+options changed one at a time (`CALL_OPTION_SETS`: options bcftools 1.16 documents for indels and
+mis-mapped reads), with the step's filters; they compete with the filter sets in `recommend()`.
+On HG002 every caller's default VCF and the call-option sets are also scored up to the truth's last
+record (`within_truth_extent`): the truth has no record in the window's last 2.4 kb, where the
+callers make ~30 confident calls (see BENCHMARKS.md).
 The default caller and filter set are picked by `recommend()` (its rule is in the JSON).
 
 Accuracy: `genopipe.truth.evaluate` (bcftools norm -m -any -a on both sides, PASS calls with a
@@ -50,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -94,9 +101,31 @@ FILTER_SETS: dict[str, FilterChanges] = {
     "IndelGap 10 (bcftools howto)": {"IndelGap": 10},
     "no strand/placement bias": {"StrandBias": None, "PlacementBias": None},
     "+ QUAL/AO<10 (freebayes author)": {"LowQual": "QUAL < 1 || QUAL / INFO/AO < 10"},
+    # the two bias tests only where they can be significant: all of AO alternate reads on one
+    # strand has p = 2 x 0.5^AO (< 0.01 from AO = 8); at most one on a side p = 2 (AO + 1) / 2^AO
+    # (< 0.01 from AO = 12)
+    "bias tests where p < 0.01 (AO >= 8 / 12)": {
+        "StrandBias": "INFO/AO >= 8 && (INFO/SAF = 0 || INFO/SAR = 0)",
+        "PlacementBias": "INFO/AO >= 12 && (INFO/RPL <= 1 || INFO/RPR <= 1)"},
 }  # fmt: skip
 GAP_FILTERS = {"SnpGap": call.SNP_GAP, "IndelGap": None}
 QUAL_SWEEP = (0, 3, 5, 10, 15, 20, 30, 50)
+
+# Call-option sets (bcftools only): the call step's `bcftools mpileup` options (call.mpileup_options)
+# with one changed, re-called on the chain's own BAM (mpileup | call | norm, as the step) and then
+# filtered with the step's soft filters. Each is an option bcftools 1.16 documents for indels or
+# mis-mapped reads; name -> (options removed with their value, options added).
+CALL_OPTION_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "mpileup without -C 50 (before)": (("-C",), ()),
+    "mpileup -C 60": (("-C",), ("-C", "60")),
+    "mpileup -D (BAQ everywhere)": ((), ("-D",)),
+    "mpileup -m 3 (indel reads)": ((), ("-m", "3")),
+    "mpileup -F 0.2 (indel fraction)": ((), ("-F", "0.2")),
+    "mpileup --indel-bias 0.75": ((), ("--indel-bias", "0.75")),
+    "mpileup --indel-size 500": ((), ("--indel-size", "500")),
+    "mpileup --ambig-reads incAD0": ((), ("--ambig-reads", "incAD0")),
+    "mpileup -h 100 (tandem-qual)": ((), ("-h", "100")),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,8 +411,9 @@ def metrics(vcf: Path, dataset: Dataset, bam: Path | None = None) -> dict[str, A
             "fn": [a for kind in ("snp", "indel") for a in getattr(result, kind).false_negatives],
         }
         truth = positions(dataset.truth)
-        neighbours = sorted(set(truth) | set(positions(vcf, pass_only=True)))
-        out["error_classes"] = error_classes(errors, neighbours, truth, dataset.reference, bam)
+        called = positions(vcf, pass_only=True)
+        neighbours = sorted(set(truth) | set(called))
+        out["error_classes"] = error_classes(errors, neighbours, truth, dataset.reference, bam, called)
     return out
 
 
@@ -413,11 +443,18 @@ def error_classes(
     truth: list[tuple[str, int]],
     reference: Path,
     bam: Path,
+    called: list[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Per error kind (fp: false PASS calls, fn: missed truth alleles): how many fall in each class
     (one error may fall in several) and the classes of each, so the next improvement has a target.
-    `neighbours` are the positions of PASS calls and truth records; `truth` those of the truth."""
+    `neighbours` are the positions of PASS calls and truth records; `truth` those of the truth;
+    `called` those of the PASS calls, one per split record (two at a position: a 1/2 call)."""
     parsed = {text: _allele(text) for kind in errors.values() for text in kind}
+    alleles_at = Counter(called or [])
+    extent: dict[str, tuple[int, int]] = {}
+    for chrom, pos in truth:
+        low, high = extent.get(chrom, (pos, pos))
+        extent[chrom] = (min(low, pos), max(high, pos))
     with tempfile.TemporaryDirectory(prefix="bench-classes-") as scratch:
         indexed = faidx_reference(reference, Path(scratch))
         out: dict[str, Any] = {}
@@ -430,6 +467,8 @@ def error_classes(
                     "near_another_variant",
                     "low_depth",
                     "no_truth_within_1kb",
+                    "beyond_truth_extent",
+                    "multiallelic_call",
                     "none_of_these",
                 )
             }
@@ -454,6 +493,11 @@ def error_classes(
                     c == allele.chrom and abs(p - allele.pos) <= NO_TRUTH_NEARBY for c, p in truth
                 ):
                     classes.append("no_truth_within_1kb")
+                low, high = extent.get(allele.chrom, (0, -1))
+                if kind == "fp" and not low <= allele.pos <= high:
+                    classes.append("beyond_truth_extent")
+                if alleles_at[(allele.chrom, allele.pos)] >= 2:
+                    classes.append("multiallelic_call")
                 for name in classes or ["none_of_these"]:
                     counts[name] += 1
                 each[text] = classes
@@ -485,6 +529,77 @@ def _depth(bam: Path, allele: Allele) -> int:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     fields = done.stdout.split("\t")
     return int(fields[2]) if len(fields) >= 3 else 0
+
+
+def call_options(name: str) -> list[str]:
+    """The call step's mpileup options changed as call-option set `name` says."""
+    removed, added = CALL_OPTION_SETS[name]
+    options, out = call.mpileup_options(), []
+    skip = False
+    for option in options:
+        if skip:
+            skip = False
+        elif option in removed:
+            skip = True  # the option's value goes with it
+        else:
+            out.append(option)
+    return out + list(added)
+
+
+def recall_bcftools(run: ChainRun, dataset: Dataset, name: str, work: Path) -> Path:
+    """The chain's BAM called again by bcftools with call-option set `name`, the step's filters
+    applied (a VCF in `work`)."""
+    assert run.bam is not None
+    folder = work / f"recall-{dataset.name}"
+    folder.mkdir(exist_ok=True)
+    reference = faidx_reference(dataset.reference, folder)
+    raw = folder / "raw.bcf"
+    commands = [
+        ["bcftools", "mpileup", "-f", str(reference), *call_options(name), "-Ou", str(run.bam)],
+        ["bcftools", "call", "-m", "-v", "--ploidy", str(dataset.ploidy), "-Ou"],
+        ["bcftools", "norm", "-f", str(reference), "-m", "-any", "-Ob", "-o", str(raw)],
+    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    upstream = None
+    for command in commands:
+        proc = subprocess.Popen(command, stdin=upstream, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if upstream is not None:
+            upstream.close()
+        upstream = proc.stdout
+        procs.append(proc)
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            sys.exit(f"bench: {dataset.name}: {name}: calling failed: {err.decode(errors='replace')[-300:]}")
+    return refilter(raw, dataset.ploidy, {}, folder / "calls.vcf.gz", "bcftools")
+
+
+def truth_extent(dataset: Dataset, work: Path) -> Path | None:
+    """A BED from the truth's first to its last record inside the scoring regions (HG002's truth
+    has no record in the window's last 2.4 kb), to show how much the calls beyond it weigh."""
+    if dataset.truth is None or dataset.regions is None:
+        return None
+    truth = positions(dataset.truth)
+    lines = []
+    for line in dataset.regions.read_text().splitlines():
+        chrom, start, end = line.split("\t")[:3]
+        inside = [p for c, p in truth if c == chrom and int(start) < p <= int(end)]
+        if inside:
+            lines.append(f"{chrom}\t{start}\t{max(inside)}\n")
+    bed = work / f"{dataset.name}-truth-extent.bed"
+    bed.write_text("".join(lines))
+    return bed
+
+
+def extent_figures(vcf: Path, dataset: Dataset, regions: Path) -> dict[str, Any]:
+    """Exact-match precision, recall and F1 of a call set scored over `regions` instead."""
+    assert dataset.truth is not None
+    result = evaluate(vcf, dataset.truth, dataset.reference, regions, haplotypes=False)
+    return {
+        "regions": regions.read_text().strip().replace("\t", " "),
+        **{k: {x: _round(getattr(getattr(result, k), x)) for x in ("precision", "recall", "f1")}
+           for k in ("snp", "indel")},
+    }  # fmt: skip
 
 
 def accuracy_of(
@@ -528,14 +643,17 @@ def mean_f1(figures: dict[str, Any]) -> float | None:
 
 BASELINE = ("bcftools", "default")  # the chain before freebayes came (the filters as shipped then
 # differed by SnpGap, so the simulated guard compares with this run's bcftools default)
-SIMULATED_TOLERANCE = 0.002  # mean F1: about one call in a simulated set of ~900 variants
+SIMULATED_TOLERANCE = 0.0  # of SNP F1 and of indel F1, each: the issue says the simulated sets must
+# not get worse, and every candidate is scored on the same BAMs, so there is no run-to-run noise to
+# allow for (0.002 of mean F1, the earlier tolerance, let `mpileup -D` through with 3 true SNPs lost
+# at 15x, and would let one indel in 146 go)
 
 
 def recommend(callers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The default caller and filter set: the best mean of SNP and indel F1 on the real human
     reads (HG002), among the candidates that keep EBOV perfect (every truth variant PASSes, no
-    false PASS) and do not lose more than SIMULATED_TOLERANCE of mean F1 against the baseline on
-    any simulated set. Without HG002 (smoke runs), the simulated sets decide."""
+    false PASS) and lose no SNP F1 and no indel F1 (beyond SIMULATED_TOLERANCE) against the
+    baseline on any simulated set. Without HG002 (smoke runs), the simulated sets decide."""
     real = "hg002" if "hg002" in callers else None
     candidates: dict[str, dict[str, Any]] = {}
     for caller in next(iter(callers.values())):
@@ -553,14 +671,12 @@ def recommend(callers: dict[str, dict[str, Any]]) -> dict[str, Any]:
                         row["eligible"] = False
                         row["why_not"].append(f"EBOV: {errors} false PASS calls or misses")
                 elif dataset.startswith("sim"):
-                    baseline = mean_f1(per_caller[BASELINE[0]]["filters"][BASELINE[1]])
-                    if (
-                        baseline is not None
-                        and row[dataset] is not None
-                        and row[dataset] < baseline - SIMULATED_TOLERANCE
-                    ):
-                        row["eligible"] = False
-                        row["why_not"].append(f"{dataset}: mean F1 {row[dataset]} < baseline {baseline}")
+                    baseline = per_caller[BASELINE[0]]["filters"][BASELINE[1]]
+                    for kind in ("snp", "indel"):
+                        value, before = figures[kind]["f1"], baseline[kind]["f1"]
+                        if value is not None and before is not None and value < before - SIMULATED_TOLERANCE:
+                            row["eligible"] = False
+                            row["why_not"].append(f"{dataset}: {kind} F1 {value:.4g} < baseline {before:.4g}")
             candidates[key] = row
     deciding = real or next(d for d in callers if d.startswith("sim"))
     eligible = {k: r for k, r in candidates.items() if r["eligible"] and r.get(deciding) is not None}
@@ -568,8 +684,8 @@ def recommend(callers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "rule": f"highest mean of SNP and indel F1 on {deciding} (exact allele match, the targets' measure), "
         "among the caller and filter set pairs that keep EBOV perfect (all 15 truth variants PASS, no false "
-        f"PASS) and lose at most {SIMULATED_TOLERANCE} of mean F1 against {BASELINE[0]} with its default "
-        "filters on every simulated set; ties keep the shipped default",
+        f"PASS) and lose no SNP F1 and no indel F1 (tolerance {SIMULATED_TOLERANCE}) against {BASELINE[0]} "
+        "with its default filters on any simulated set; ties keep the shipped default",
         "deciding_dataset": deciding,
         "candidates": candidates,
         "best": best,
@@ -787,6 +903,19 @@ def main() -> int:
                         )
                     )
                     by_caller[name][caller]["call_step"] = asdict(chain_runs[0].call_steps[caller])
+                # hg002: also scored up to the truth's last record (see truth_extent)
+                extent = truth_extent(dataset, scratch) if name == "hg002" else None
+                for caller in call.CALLERS:
+                    if extent is not None:
+                        by_caller[name][caller]["filters"]["default"]["within_truth_extent"] = extent_figures(
+                            chain_runs[0].vcfs[caller], dataset, extent
+                        )
+                for set_name in CALL_OPTION_SETS:
+                    vcf = recall_bcftools(chain_runs[0], dataset, set_name, scratch)
+                    figures = {"call_options": call_options(set_name), **metrics(vcf, dataset)}
+                    if extent:
+                        figures["within_truth_extent"] = extent_figures(vcf, dataset, extent)
+                    by_caller[name]["bcftools"]["filters"][set_name] = figures
             speed.setdefault(name, {})[aligner] = {
                 "dataset": name,
                 "read_pairs": dataset.read_pairs,
@@ -826,6 +955,8 @@ def main() -> int:
         "alleles). Filter sets are re-applied to the call step's VCF with the step's own expressions.",
         **common,
         "default_caller": call.DEFAULT_CALLER,
+        "mpileup_options": call.mpileup_options(),
+        "call_option_sets": {name: call_options(name) for name in CALL_OPTION_SETS},
         "filter_sets": {
             caller: {
                 name: {"filters": filter_expressions(2, changes, caller), "gap_filters": gap_filters(changes)}

@@ -62,7 +62,8 @@ soft_filters() { # BCF on stdin -> VCF, filters $1.. of call_filters.tsv applied
 }
 
 call() {
-  bcftools mpileup -f "$ref.gz" -a FORMAT/AD,FORMAT/DP -q "$MIN_MAPPING_QUALITY" -d "$MAX_DEPTH" -Ou \
+  bcftools mpileup -f "$ref.gz" -a FORMAT/AD,FORMAT/DP -C "$ADJUST_MAPPING_QUALITY" -q "$MIN_MAPPING_QUALITY" \
+    -d "$MAX_DEPTH" -Ou \
     "$out/$sample.bam" 2>"$out/tmp/mpileup.log" |
     bcftools call -m -v --ploidy "$PLOIDY" -Ou |
     bcftools norm -f "$ref.gz" -m -any -Ou 2>"$out/tmp/norm.log" |

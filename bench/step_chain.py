@@ -197,6 +197,7 @@ def write_helpers(folder: Path, ploidy: int = 2) -> Path:
         "TRIMMED_COMPRESSION": qc.TRIMMED_COMPRESSION,
         "SORT_MEMORY_PER_THREAD": align.SORT_MEMORY_PER_THREAD,
         "MIN_MAPPING_QUALITY": call.MIN_MAPPING_QUALITY,
+        "ADJUST_MAPPING_QUALITY": call.ADJUST_MAPPING_QUALITY,
         "MAX_DEPTH": call.MAX_DEPTH,
     }
     (folder / "settings.sh").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))

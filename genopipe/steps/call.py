@@ -1,25 +1,44 @@
 """call: BAM -> normalised, soft-filtered, bgzipped and tabix-indexed VCF, by bcftools or freebayes.
 
 The caller is the `--caller` parameter (the stack's `Caller`, or a sample sheet's `caller` column);
-`DEFAULT_CALLER` is the one bench/accuracy.py's rule chose (BENCHMARKS.md, section 1): freebayes
-with its author's filters scores higher on the real HG002 reads (SNP F1 0.94 vs 0.91), but its
-`PlacementBias` filter, which buys that, drops true hets with few alternate reads, so on the
-simulated 15x sample it loses ~12% of SNP recall; bcftools keeps every simulated set and EBOV.
+`DEFAULT_CALLER` is the one bench/accuracy.py's rule chose (BENCHMARKS.md, section 1): with
+`mpileup -C 50` (below) bcftools scores SNP F1 0.943 on the real HG002 reads, freebayes with its
+author's filters 0.941; freebayes's `PlacementBias` filter, which buys its figure, drops true hets
+with few alternate reads (on the simulated 15x sample ~12% of SNP recall), and kept only where the
+test can be significant (>= 12 alternate reads) it no longer removes a false call on HG002 (the
+calls it removed there had 3-6 alternate reads: it acts as a minimum of alternate reads, not as a
+placement test). bcftools keeps every simulated set and EBOV.
 
-bcftools, one stream: `bcftools mpileup -a AD,ADF,ADR,DP` | `bcftools call -m -v --ploidy <1|2>`
-| `bcftools norm -f <ref> -m -any` (left-aligned, multi-allelic records split) | the soft filters.
-mpileup keeps bcftools 1.16's defaults (BAQ on, base quality >= 1 after BAQ: since 1.13 the default
-is `-Q 1`, not 13; `-Q 13`, the old default, lowered SNP F1 on the HG002 reads; duplicates and
-secondary alignments skipped) with mapping quality >= 20 and a depth cap of 10000 (viral samples
-run deep). `-E` (recompute BAQ) and `call --prior` changed no call on those reads, so they are not
-set; the `-X 1.12` indel profile (-h100 -m1 -F0.002) lost a third of the indels.
+bcftools, one stream: `bcftools mpileup -a AD,ADF,ADR,DP -C 50 -q 20` | `bcftools call -m -v
+--ploidy <1|2>` | `bcftools norm -f <ref> -m -any` (left-aligned, multi-allelic records split) |
+the soft filters. `-C 50` (`ADJUST_MAPPING_QUALITY`) lowers the mapping quality of reads with
+excessive mismatches (about sqrt((50 - q) / 50) x 50 for a read whose mismatches have phred
+probability q of arising at that locus; MAPQ is capped at 50), so reads from a paralogous copy
+that the aligner still placed with MAPQ 60 fall under `-q 20`; 50 is the value samtools' and
+bcftools' manuals give ("the recommended value for BWA is 50"; minimap2's MAPQ has the same
+scale). Measured on HG002 (chr20:10.0-10.1 Mb): false SNPs 41 -> 23, one true SNP lost (in a run
+of 9 true variants within 300 bp, whose reads carry many mismatches: the price of the option),
+SNP F1 0.908 -> 0.943, indels unchanged; no call changed on the simulated sets or EBOV. `-C 60`
+gave 0.933 (the documented value is kept, not tuned). Otherwise mpileup keeps bcftools 1.16's
+defaults (BAQ on, base quality >= 1 after BAQ: since 1.13 the default is `-Q 1`, not 13; `-Q 13`,
+the old default, lowered SNP F1 on the HG002 reads; duplicates and secondary alignments skipped),
+with mapping quality >= 20 and a depth cap of 10000 (viral samples run deep). Tried on the same
+BAMs and not set (bench/accuracy.py's call-option sets): the indel options `-m 3` and `-F 0.2`
+(1 false indel fewer on HG002, 4-5 true indels lost on the simulated 15x sample),
+`--indel-bias 0.75` (1 false indel fewer on HG002, 1 true one lost at 15x), `--indel-size 500`
+and `--ambig-reads incAD0`/`incAD` (no change), `-D` (BAQ everywhere: 1 false SNP fewer on HG002,
+3 true SNPs lost at 15x), `-h 100` (2 true indels lost on HG002, 1 at 15x), `-B` (no BAQ: 11 more false
+SNPs); `-p` only matters with several samples. `-E` (recompute BAQ) and `call --prior` changed no
+call on those reads; the `-X 1.12` indel profile (-h100 -m1 -F0.002) lost a third of the indels.
 
 freebayes, per region (see "Regions" below; freebayes is single-threaded and without regions it
-walks the whole reference), its own defaults and `--ploidy`, then, as its authors document:
-`vcfallelicprimitives -kg` (complex and MNP alleles into SNPs and indels, keeping INFO and
-genotypes) | `bcftools sort` | `bcftools norm -f <ref> -m -any` | `bcftools +fill-tags -t AN,AC`
-(the split leaves stale counts) | `bcftools view -i 'GT="alt"'` (freebayes also writes sites it
-genotypes as reference) | the soft filters.
+walks the whole reference), its own defaults, `--ploidy` and `--min-mapping-quality 20` (the
+bcftools chain's floor; freebayes's own default is 1: measured, 1 false indel fewer on HG002, no
+call changed on the simulated sets or EBOV), then, as its authors document: `vcfallelicprimitives
+-kg` (complex and MNP alleles into SNPs and indels, keeping INFO and genotypes) | `bcftools sort` |
+`bcftools norm -f <ref> -m -any` | `bcftools +fill-tags -t AN,AC` (the split leaves stale counts) |
+`bcftools view -i 'GT="alt"'` (freebayes also writes sites it genotypes as reference) | the soft
+filters.
 freebayes needs an uncompressed FASTA: the BGZF reference is decompressed into scratch (its .fai
 holds offsets into the uncompressed text, so it serves both).
 
@@ -55,6 +74,24 @@ Soft filters (a failing record keeps its line, with the filter's name in FILTER;
   show up as SNPs next to it. Measured: no change on the benchmark's BAMs (on a BAM aligned
   without the qc step's trimming it removed 5 false SNPs on HG002 for 1 true one). The how-to's
   companion `-G 10` (IndelGap) is not used: it cost 5 of 41 true indels on HG002.
+
+Filters measured with `-C 50` on HG002 and the simulated 15x sample and not used (none is tuned
+here; each is a documented rule): the bcftools how-to's `MAX(DV) <= 3 || DV/DP <= 0.3` (SNP F1
+0.943 -> 0.940 on HG002: 4 false SNPs fewer, 5 true hets lost; 21 true SNPs and 10 indels lost at
+15x); GATK's `MQ < 40` (with `-C 50` every read with mismatches scores lower: 33 true SNPs lost on
+HG002); the high-depth filter for collapsed repeats, DP > mean + 4 sqrt(mean) (Li 2014; 51 on
+HG002's mean 29: no false call reaches it, their depth is 7-37); `MQ0F > 0.1` and soft-clip bias
+`SCBZ > 3` (no false call has them); for indels `IDV < 3` or `IMF < 0.2` (1 false indel fewer on
+HG002, 4-5 true indels lost at 15x). What is left on HG002 (BENCHMARKS.md, section 1): of 23 false
+SNPs 20 and of 21 false indels 6 lie after the truth's last record (chr20:10,097,626), in the
+window's last 2.4 kb where GIAB's truth has no record at all (most likely outside its confident
+regions, which the data set lacks); 8 false indels are multi-allelic (1/2) calls in homopolymers
+and short tandem repeats. Representation is not what keeps indel F1 at 0.735: genopipe.truth's
+haplotype-aware comparison gives the same figure, and truvari 5.4 (`bench --sizemin 1 --pick ac`,
+then `refine -a mafft`, run once by hand) gives 0.776 (precision 0.667, recall 0.927) only because
+it accepts alleles >= 70% similar in size and sequence: its 2 extra matches are chr20:10,008,950's
+10 and 12 bp deletions in a CA repeat, where GIAB's haplotypes delete 1 + 9 and 1 + 11 bp, a
+different sequence (GIAB TTTAAAC, the calls TTTAACC).
 """
 
 from __future__ import annotations
@@ -79,6 +116,7 @@ MIN_DEPTH = 5
 MIN_ALT_FRACTION = {1: 0.5, 2: 0.15}
 SNP_GAP = 3
 MIN_MAPPING_QUALITY = 20
+ADJUST_MAPPING_QUALITY = 50  # mpileup -C: the value samtools/bcftools document
 MAX_DEPTH = 10000
 PADDING = 1_000  # bp of context each side of a genome region: longer than a read (see run())
 CHUNKS_PER_THREAD = 8  # caller processes per thread: the last ones to finish leave little idle
@@ -323,18 +361,24 @@ def run_parallel(step: Step, jobs: list[tuple[list[Tool], Path]], sizes: list[in
             raise
 
 
+def mpileup_options() -> list[str]:
+    """`bcftools mpileup`'s options besides the reference, regions, input and output
+    (bench/accuracy.py re-calls with variants of them)."""
+    return [
+        "-a", "FORMAT/AD,FORMAT/ADF,FORMAT/ADR,FORMAT/DP",
+        "-C", str(ADJUST_MAPPING_QUALITY), "-q", str(MIN_MAPPING_QUALITY), "-d", str(MAX_DEPTH),
+    ]  # fmt: skip
+
+
 def bcftools_calls(
     step: Step, fasta: Path, bam: Path, padded: Path, regions: Path, subject: object
 ) -> list[Tool]:
     """mpileup | call over the padded regions | the records whose POS is in the regions | norm:
     normalised calls as BCF on stdout."""
     mpileup = Tool(
-        [
-            "bcftools", "mpileup", "-f", str(fasta), "-a", "FORMAT/AD,FORMAT/ADF,FORMAT/ADR,FORMAT/DP",
-            "-q", str(MIN_MAPPING_QUALITY), "-d", str(MAX_DEPTH), "-R", str(padded), "-Ou", str(bam),
-        ],
+        ["bcftools", "mpileup", "-f", str(fasta), *mpileup_options(), "-R", str(padded), "-Ou", str(bam)],
         subject,
-    )  # fmt: skip
+    )
     call = Tool(["bcftools", "call", "-m", "-v", "--ploidy", str(step.params.ploidy), "-Ou"], subject)
     norm = Tool(["bcftools", "norm", "-f", str(fasta), "-m", "-any", "-Ou"], subject)
     return [mpileup, call, *owned_records(padded, regions, "-Ou", subject), norm]
@@ -361,6 +405,7 @@ def freebayes_calls(
     """freebayes over the padded regions, the records whose POS is in the regions, then the tools
     that split and normalise them into BCF on stdout."""
     argv = ["freebayes", "-f", str(plain), "--ploidy", str(step.params.ploidy)]
+    argv += ["--min-mapping-quality", str(MIN_MAPPING_QUALITY)]
     freebayes = Tool([*argv, "-t", str(padded), str(bam)], subject)
     primitives = Tool(["vcfallelicprimitives", "-k", "-g"], subject)
     sort = Tool(["bcftools", "sort", "-T", str(step.path("sort", regions.stem)), "-Ou"], subject)
