@@ -45,7 +45,7 @@ from typing import Any
 from genopipe.jobs.backoff import PollingPolicy, detection_delay_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results"
-QC_VARIANT = "detect_adapter"  # fastp as genopipe/steps/qc.py runs it now
+QC_VARIANT = "no_detect"  # fastp as genopipe/steps/qc.py runs it now (no adapter sequence detection)
 
 
 # ---------------------------------------------------------------------------------------------

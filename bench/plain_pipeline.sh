@@ -38,7 +38,7 @@ prepare_reference() {
 qc() {
   fastp --in1 "$r1" --in2 "$r2" \
     --out1 "$out/trimmed/${sample}_L1_R1.fastq.gz" --out2 "$out/trimmed/${sample}_L1_R2.fastq.gz" \
-    --compression "$TRIMMED_COMPRESSION" --detect_adapter_for_pe --thread "$threads" \
+    --compression "$TRIMMED_COMPRESSION" --thread "$threads" \
     --json "$out/qc/$sample.fastp.json" --html "$out/qc/$sample.fastp.html" \
     --report_title "$sample fastp report" 2>"$out/tmp/fastp.log"
 }

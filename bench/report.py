@@ -28,6 +28,14 @@ from matplotlib.ticker import MaxNLocator
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = STEP_NAMES  # the table of steps, genopipe/pipeline.py
+
+
+def recorded(steps: dict[str, Any]) -> list[str]:
+    """The table's steps that a recorded run measured, in table order (results recorded before a
+    step was added to the table lack it until the benchmark runs again)."""
+    return [step for step in STEPS if step in steps]
+
+
 _PALETTE = ("#8da0cb", "#a6d854", "#66c2a5", "#fc8d62", "#e78ac3", "#b3b3b3", "#ffd92f", "#e5c494")
 STEP_COLOURS = {step: _PALETTE[i % len(_PALETTE)] for i, step in enumerate(STEPS)}
 ALIGNER_COLOURS = {"minimap2": "#1b9e77", "bwa": "#d95f02"}
@@ -132,7 +140,7 @@ def plot_steps(speed: dict[str, Any], path: Path) -> None:
     for y, (dataset, aligner) in enumerate(chains):
         steps = speed["results"][dataset][aligner]["steps"]
         start = 0.0
-        for step in STEPS:
+        for step in recorded(steps):
             wall = steps[step]["wall_s"]
             left.barh(y, wall, left=start, color=STEP_COLOURS[step], edgecolor="white",
                       label=step if y == 0 else None)  # fmt: skip
@@ -149,8 +157,9 @@ def plot_steps(speed: dict[str, Any], path: Path) -> None:
     # peak memory: summed RSS of each step's process tree, sim30
     height = 0.8 / max(1, len(speed["results"].get("sim30", {})))
     for i, (aligner, chain) in enumerate(speed["results"].get("sim30", {}).items()):
-        values = [chain["steps"][s]["peak_tree_rss_mib"] for s in STEPS]
-        ys = [y + (i - 0.5) * height for y in range(len(STEPS))]
+        names = recorded(chain["steps"])
+        values = [chain["steps"][s]["peak_tree_rss_mib"] for s in names]
+        ys = [STEPS.index(s) + (i - 0.5) * height for s in names]
         bars = right.barh(ys, values, height, color=ALIGNER_COLOURS.get(aligner), label=f"sim30 / {aligner}")
         right.bar_label(bars, labels=[f"{v:.0f}" for v in values], fontsize=7, padding=2)
     right.set_yticks(range(len(STEPS)), STEPS, fontsize=8)
@@ -396,7 +405,7 @@ def speed_section(speed: dict[str, Any] | None, img: str) -> list[str]:
     ]
     for dataset, per_aligner in speed["results"].items():
         for aligner, chain in per_aligner.items():
-            for step in STEPS:
+            for step in recorded(chain["steps"]):
                 m = chain["steps"][step]
                 lines.append(
                     f"| {dataset} ({chain['read_pairs']:,} pairs) | {aligner} | {step} | {m['wall_s']:.1f} | "

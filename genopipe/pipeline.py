@@ -104,14 +104,18 @@ STEPS: tuple[StepSpec, ...] = (
         purpose="FASTQ and pairing checks before any heavy compute",
         vcpus=1,
         memory_mib=2048,
-        timeout_seconds=3600,
-        scratch_gb_per_input_gb=0.0,
+        # 10 CPU-us per read pair at 1.17 cores busy (bench/results/scale-measured.json): a 30x
+        # genome's 400M pairs take ~1 h plus the download, so 1 h was too short; 4 h leaves room
+        timeout_seconds=14400,
+        scratch_gb_per_input_gb=1.0,  # measured: its largest lane (each is deleted once checked)
     ),
     StepSpec(
         name="reference",
         purpose="reference indexes (BGZF + .fai/.gzi, minimap2 .mmi, bwa), cached by checksum",
         vcpus=2,
-        memory_mib=16384,
+        # `minimap2 -x sr -d` peaks at ~28.5 GiB projected to GRCh38 (measured at 5, 10, 20 Mb, linear
+        # in bases: BENCHMARKS.md "Genome scale"); 16 GiB would be killed on a human reference
+        memory_mib=40960,
         timeout_seconds=14400,
         scratch_gb_per_input_gb=0.0,  # sized by the reference (~4x a 3.1 Gb FASTA), not the reads
     ),

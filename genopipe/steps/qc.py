@@ -36,9 +36,13 @@ from genopipe.steps.runner import Step
 from genopipe.steps.tools import StepError, Tool
 
 TRIMMED_COMPRESSION = "1"
-# fastp's options beyond its defaults (the issue-13 measurements decide whether adapter sequence
-# detection stays on the critical path: 4.3x the CPU of fastp without it on 258k real pairs)
-FASTP_OPTIONS: tuple[str, ...] = ("--detect_adapter_for_pe",)
+# fastp's options beyond its defaults. Not `--detect_adapter_for_pe`: measured (bench/scale.py,
+# BENCHMARKS.md "Genome scale"), adapter sequence detection is a fixed ~15 CPU-s per fastp run
+# (3.2x fastp's CPU on 252k real pairs) and its output was byte-identical without it on the
+# HG002 reads and the simulated sample: fastp's default PE overlap analysis already trims
+# read-through, and the aligners soft-clip what is left. The HG002 calls were identical with
+# detection, without it and with no trimming at all.
+FASTP_OPTIONS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
