@@ -371,6 +371,12 @@ def refilter(
             ["bcftools", "filter", "-m", "+", "-g" if name == "SnpGap" else "-G", str(window), "-Ou"]
         )
     commands.append(["bcftools", "view", "-Oz", "-o", str(out)])
+    run_pipe(commands, f"{vcf}: re-filtering")
+    return out
+
+
+def run_pipe(commands: list[list[str]], what: str) -> None:
+    """The commands joined by OS pipes; exits naming `what` when any of them fails."""
     procs: list[subprocess.Popen[bytes]] = []
     upstream = None
     for command in commands:
@@ -382,8 +388,7 @@ def refilter(
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode != 0:
-            sys.exit(f"bench: {vcf}: re-filtering failed: {err.decode(errors='replace').strip()[-300:]}")
-    return out
+            sys.exit(f"bench: {what} failed: {err.decode(errors='replace').strip()[-300:]}")
 
 
 def metrics(vcf: Path, dataset: Dataset, bam: Path | None = None) -> dict[str, Any]:
@@ -559,18 +564,7 @@ def recall_bcftools(run: ChainRun, dataset: Dataset, name: str, work: Path) -> P
         ["bcftools", "call", "-m", "-v", "--ploidy", str(dataset.ploidy), "-Ou"],
         ["bcftools", "norm", "-f", str(reference), "-m", "-any", "-Ob", "-o", str(raw)],
     ]
-    procs: list[subprocess.Popen[bytes]] = []
-    upstream = None
-    for command in commands:
-        proc = subprocess.Popen(command, stdin=upstream, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if upstream is not None:
-            upstream.close()
-        upstream = proc.stdout
-        procs.append(proc)
-    for proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            sys.exit(f"bench: {dataset.name}: {name}: calling failed: {err.decode(errors='replace')[-300:]}")
+    run_pipe(commands, f"{dataset.name}: {name}: calling")
     return refilter(raw, dataset.ploidy, {}, folder / "calls.vcf.gz", "bcftools")
 
 

@@ -366,6 +366,21 @@ def shard_count(total: float, per_shard: float, cap: int) -> int:
     return max(1, min(cap, math.ceil(total / per_shard)))
 
 
+def concat_job(rates: Rates, n_call: int, image: str) -> Job:
+    """The gather of the call regions: one small job concatenating every region's VCF part."""
+    return Job(
+        "concat",
+        "concat",
+        1,
+        2048,
+        rates.concat_cpu_per_region * n_call,
+        1.0,
+        input_bytes=rates.vcf_bytes,
+        output_bytes=rates.vcf_bytes,
+        image=image,
+    )
+
+
 def plan_jobs(size: SampleSize, rates: Rates, plan: Plan) -> list[list[Job]]:
     """The sample's stages as Batch jobs."""
     pairs = size.read_pairs
@@ -454,19 +469,7 @@ def plan_jobs(size: SampleSize, rates: Rates, plan: Plan) -> list[list[Job]]:
         )
         for r in range(n_call)
     ]
-    concat = [
-        Job(
-            "concat",
-            "concat",
-            1,
-            2048,
-            rates.concat_cpu_per_region * n_call,
-            1.0,
-            input_bytes=rates.vcf_bytes,
-            output_bytes=rates.vcf_bytes,
-            image="call",
-        )
-    ]
+    concat = [concat_job(rates, n_call, image="call")]
     report = [
         Job(
             "report",
@@ -545,19 +548,7 @@ def fused_jobs(
         )
         for r in range(n_call)
     ]
-    concat = [
-        Job(
-            "concat",
-            "concat",
-            1,
-            2048,
-            rates.concat_cpu_per_region * n_call,
-            1.0,
-            input_bytes=rates.vcf_bytes,
-            output_bytes=rates.vcf_bytes,
-            image="report",
-        )
-    ]
+    concat = [concat_job(rates, n_call, image="report")]
     return [align, region, concat]
 
 
