@@ -423,6 +423,10 @@ class LocalBatch:
             environment[entry["name"]] = str(entry["value"])
         for entry in job.container_overrides.get("environment", []):
             environment[entry["name"]] = str(entry["value"])
+        # Batch's parameters are strings (map<string, string>); moto's CloudFormation resolves a
+        # Number template parameter (`AlignShardReadPairs`) to an int in a job definition's
+        # Parameters, which AWS's CloudFormation passes as its string
+        job.parameters = {name: str(value) for name, value in (job.parameters or {}).items()}
         command = job._add_parameters_to_command(job._get_container_property("command", []))
         vcpus, memory = self.capacity.fit(
             int(float(job._get_container_property("vcpus", 1))),

@@ -56,7 +56,7 @@ def prepare(sample: str, r1: Path, r2: Path, fasta: Path, ploidy: int) -> list[s
     s3.upload(r2, reads[1])
     s3.upload(fasta, reference)
     args = common_args(sample, *reads, reference, S3Uri(BUCKET, ".staging/one/"), ploidy)
-    for step in ("validate", "reference", "qc", "align"):
+    for step in ("validate", "reference", "qc", "align", "markdup"):
         assert main(["job", step, *args]) == 0, step
     return args
 

@@ -318,7 +318,7 @@ def test_a_submit_that_failed_after_submitjob_is_adopted_by_its_retry(
 ) -> None:
     queue, definition = _batch_queue_and_definition()
     submit = aws("submit_job")
-    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "call"}
+    request = _event("submit_job.json") | {"job_queue": queue, "job_definition": definition, "step": "report"}
 
     def lost(token: str, job_id: str) -> None:
         raise ConnectionError("the invocation died after SubmitJob")

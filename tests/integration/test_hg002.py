@@ -46,7 +46,7 @@ def test_hg002_window_scores_the_recorded_accuracy_with_both_callers(
     staging = S3Uri(bucket, ".staging/hg002/")
     common = ["--sample", "HG002", "--reads", json.dumps([{"r1": str(r1), "r2": str(r2)}])]
     common += ["--reference", str(reference), "--staging", str(staging), "--ploidy", "2"]
-    for step in ("validate", "reference", "qc", "align"):
+    for step in ("validate", "reference", "qc", "align", "markdup"):
         assert main(["job", step, *common]) == 0, step
     window = tmp_path / "window.bed"
     window.write_text("chr20\t9999999\t10100000\n")

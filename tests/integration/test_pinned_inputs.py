@@ -121,6 +121,7 @@ def test_the_manifest_records_the_etags_read_not_a_later_head(bucket: None, tmp_
     for name in STEP_NAMES:
         s3.write_json(STAGING.join(f"versions/{name}.json"), {"tool": "1"})
     s3.write_json(STAGING.join("shards/align.json"), {"shards": [{"parts": []}, {"parts": []}]})
+    s3.write_json(STAGING.join("shards/call.json"), {"shards": [{"regions": []}] * 3})
     params = StepParams(sample="S1", reads=[lane], reference=fasta, staging=STAGING)
     step = Step(name="report", params=params, scratch=tmp_path, threads=1)
     ref = ReferenceIndex(fasta=fasta, sha256="x", cache=fasta, bgzf=fasta, fai=fasta, gzi=fasta, mmi=fasta)
@@ -130,3 +131,4 @@ def test_the_manifest_records_the_etags_read_not_a_later_head(bucket: None, tmp_
     assert inputs[0]["etag"] != s3.head(R1).etag
     # Batch jobs per step: the align shard plan's entries, one for the steps that are not scattered
     assert report.manifest(step, ref, {}, read)["shards"]["align"] == 2
+    assert report.manifest(step, ref, {}, read)["shards"]["call"] == 3

@@ -63,6 +63,7 @@ class ScriptedRunner:
     failing_step: str | None = None
     failing_index: int | None = None  # only this array child of the failing step fails
     align_shards: int = 1  # the shard plan qc writes
+    call_shards: int = 1  # the call plan reference writes
     launches: list[JobLaunch] = field(default_factory=list)
     reads: dict[str, Any] = field(default_factory=dict)  # step -> the lanes its reads.json held
 
@@ -83,6 +84,8 @@ class ScriptedRunner:
             s3.write_json(staging + "shards/align.json", {"shards": [{"parts": []}] * self.align_shards})
         if step == "align":
             s3.write_bytes(staging + f"align/S1.{index:04d}.bam", b"shard")
+        if step == "reference":
+            s3.write_json(staging + "shards/call.json", {"shards": [{"regions": []}] * self.call_shards})
         if step == "report":
             s3.write_json(staging + "summary.json", SUMMARY)
         return 0
