@@ -184,16 +184,24 @@ def found(folder: Path, name: str) -> Path:
 
 
 def run_config(
-    n: int, pairs: int, real: int, r1: Path, r2: Path, reference: Path, work: Path
+    n: int,
+    pairs: int,
+    real: int,
+    r1: Path,
+    r2: Path,
+    reference: Path,
+    work: Path,
+    tag: str = "",
+    patch: str = "",
 ) -> dict[str, Any]:
-    out = work / f"shards-{n}"
+    out = work / f"shards-{n}{tag}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
     out.mkdir(parents=True)
     rusage_dir = out / "rusage"
     rusage_dir.mkdir()
     site = out / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE + patch)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
     env["GENOPIPE_BENCH_RUSAGE"] = str(rusage_dir)
@@ -244,9 +252,13 @@ def run_config(
     }
 
 
-def compare(runs: dict[str, dict[str, Any]]) -> None:
-    """VCF records and BAM records of every run against the 1-shard run's."""
+def compare(runs: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """VCF records and BAM records of every run against the (first) 1-shard run's; CPU against the
+    median of the 1-shard runs (a repeat of it shows how far CPU seconds move on this host)."""
     base = runs["1"]
+    unsharded = [run for run in runs.values() if run["requested_shards"] == 1]
+    base_cpu = statistics.median(run["total_cpu_s"] for run in unsharded)
+    base_jobs_cpu = statistics.median(run["jobs_cpu_s"] for run in unsharded)
     base_records = vcf_records(Path(base["vcf"]))
     base_bam = bam_records_digest(Path(base["bam_path"]))
     base["vcf_records"] = len(base_records)
@@ -264,9 +276,10 @@ def compare(runs: dict[str, dict[str, Any]]) -> None:
         bam = bam_records_digest(Path(run["bam_path"]))
         run["bam"] = bam
         run["bam_records_equal"] = bam["digest"] == base_bam["digest"]  # the digest covers the count
-        run["cpu_overhead"] = round(run["total_cpu_s"] / base["total_cpu_s"] - 1, 4)
-        run["jobs_cpu_overhead"] = round(run["jobs_cpu_s"] / base["jobs_cpu_s"] - 1, 4)
+        run["cpu_overhead"] = round(run["total_cpu_s"] / base_cpu - 1, 4)
+        run["jobs_cpu_overhead"] = round(run["jobs_cpu_s"] / base_jobs_cpu - 1, 4)
         run["within_target"] = run["cpu_overhead"] <= TARGET_OVERHEAD
+    return {"total_cpu_s": base_cpu, "jobs_cpu_s": base_jobs_cpu, "runs": len(unsharded)}
 
 
 def main() -> int:
@@ -274,6 +287,14 @@ def main() -> int:
     parser.add_argument("--shards", default="1,4,16")
     parser.add_argument("--work", type=Path, default=Path("/tmp/scale13"), help="scale.py's work folder")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--diagnostic-patch",
+        type=Path,
+        help="Python appended to the runs' sitecustomize (a labelled diagnostic, recorded in the run)",
+    )
+    parser.add_argument(
+        "--tag", default="", help="a repeat: recorded as runs['<n><tag>'] beside the first (e.g. -rep2)"
+    )
     args = parser.parse_args()
     sim = args.work / "sim"
     r1, r2, reference = sim / f"{SAMPLE}_R1.fastq.gz", sim / f"{SAMPLE}_R2.fastq.gz", sim / "reference.fa"
@@ -295,15 +316,22 @@ def main() -> int:
                 "reference_real_bases": real,
             },
             "target_cpu_overhead": TARGET_OVERHEAD,
-            "repetitions": 1,
         }
     )
     runs: dict[str, dict[str, Any]] = results.setdefault("runs", {})
     for n in (int(part) for part in args.shards.split(",")):
-        runs[str(n)] = run_config(n, pairs, real, r1, r2, reference, args.work)
+        patch = args.diagnostic_patch.read_text() if args.diagnostic_patch else ""
+        run = run_config(n, pairs, real, r1, r2, reference, args.work, args.tag, patch)
+        if patch:
+            run["diagnostic_patch"] = patch
+        runs[f"{n}{args.tag}"] = run
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     if "1" in runs and len(runs) > 1:
-        compare(runs)
+        results["unsharded_cpu_basis"] = compare(runs)
+    results["repetitions"] = {
+        str(n): sum(run["requested_shards"] == n for run in runs.values())
+        for n in sorted({run["requested_shards"] for run in runs.values()})
+    }
     results["load_average_at_end"] = list(os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
