@@ -256,7 +256,7 @@ def compare(runs: dict[str, dict[str, Any]]) -> dict[str, float]:
     """VCF records and BAM records of every run against the (first) 1-shard run's; CPU against the
     median of the 1-shard runs (a repeat of it shows how far CPU seconds move on this host)."""
     base = runs["1"]
-    unsharded = [run for run in runs.values() if run["requested_shards"] == 1]
+    unsharded = [run for run in runs.values() if run["requested_shards"] == 1 and "vcf" in run]
     base_cpu = statistics.median(run["total_cpu_s"] for run in unsharded)
     base_jobs_cpu = statistics.median(run["jobs_cpu_s"] for run in unsharded)
     base_records = vcf_records(Path(base["vcf"]))
@@ -264,7 +264,7 @@ def compare(runs: dict[str, dict[str, Any]]) -> dict[str, float]:
     base["vcf_records"] = len(base_records)
     base["bam"] = base_bam
     for key, run in runs.items():
-        if key == "1":
+        if key == "1" or "vcf" not in run:  # the base, or a failed run (recorded, not compared)
             continue
         records = vcf_records(Path(run["vcf"]))
         only_base = sorted(set(base_records) - set(records))
