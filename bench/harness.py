@@ -7,6 +7,7 @@ it through pytest's `pythonpath` (pyproject.toml).
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import platform
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from genopipe.local.server import free_port
 
@@ -164,3 +166,12 @@ def machine() -> dict[str, object]:
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "load_average_at_start": list(os.getloadavg()),
     }
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write a benchmark's results as JSON, with the host's load average at the end of the run
+    (these machines are shared: the load says how far to trust the wall times)."""
+    results["load_average_at_end"] = list(os.getloadavg())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")

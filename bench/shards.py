@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import REPO, free_port, machine, tool_versions, vcf_records
+from harness import REPO, free_port, machine, tool_versions, vcf_records, write_results
 from scale import real_bases
 
 RESULTS = REPO / "bench" / "results" / "shards.json"
@@ -332,10 +332,7 @@ def main() -> int:
         str(n): sum(run["requested_shards"] == n for run in runs.values())
         for n in sorted({run["requested_shards"] for run in runs.values()})
     }
-    results["load_average_at_end"] = list(os.getloadavg())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
     return 0
 
 

@@ -51,6 +51,7 @@ from harness import (
     reset_moto,
     tool_versions,
     vcf_records,
+    write_results,
 )
 
 from genopipe.pipeline import STEP_NAMES
@@ -283,10 +284,7 @@ def main() -> int:
                 **figures,
             }
             print(f"{dataset.name}: {json.dumps(figures)}", flush=True)
-    results["load_average_at_end"] = list(os.getloadavg())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
     return 0
 
 
